@@ -1,0 +1,28 @@
+# Every build and test passes the duckdb_arrow tag: duckdb-go compiles its
+# Arrow interface only with it. Keep go commands here so the tag is in one place.
+GO    ?= go
+TAGS  := duckdb_arrow
+BIN   := bin/duet
+
+.PHONY: build demo test check bench clean
+
+build:
+	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/duet
+
+demo: build
+	./$(BIN) demo
+
+# The whole suite, as CI runs it.
+test: check
+	$(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...
+
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet -tags $(TAGS) ./...
+
+bench:
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,129 @@
+// Package api holds the JSON documents of duet's public HTTP API (/v1/...),
+// shared by the server that answers them and the client the CLI uses.
+// Fields are only ever added; a field's meaning never changes.
+package api
+
+import (
+	"time"
+
+	"github.com/duet-analytics/duet/dataset"
+)
+
+// Dataset is the body of POST /v1/datasets and the answer of GET /v1/datasets/{name}.
+type Dataset struct {
+	Name       string           `json:"name"`
+	TimeColumn string           `json:"time_column"`
+	Columns    []dataset.Column `json:"columns"`
+	CreatedAt  *time.Time       `json:"created_at,omitempty"`
+	// Log is filled in answers only.
+	Log *LogStatus `json:"log,omitempty"`
+}
+
+// LogStatus describes a dataset's event log.
+type LogStatus struct {
+	// EndOffset is the offset the next accepted record will get.
+	EndOffset int64 `json:"end_offset"`
+	// ArchivedOffset: every record with a smaller offset is in the raw archive.
+	ArchivedOffset int64 `json:"archived_offset"`
+	ArchiveFiles   int   `json:"archive_files"`
+}
+
+// DatasetList is the answer of GET /v1/datasets.
+type DatasetList struct {
+	Datasets []Dataset `json:"datasets"`
+}
+
+// IngestResult is the answer of POST /v1/ingest/{dataset}: the records are
+// durable, with offsets first_offset..last_offset inclusive.
+type IngestResult struct {
+	Accepted    int64 `json:"accepted"`
+	FirstOffset int64 `json:"first_offset"`
+	LastOffset  int64 `json:"last_offset"`
+}
+
+// ViewRequest is the body of POST /v1/views.
+type ViewRequest struct {
+	Name     string `json:"name"`
+	SQL      string `json:"sql"`
+	Schedule string `json:"schedule,omitempty"`
+}
+
+// View is the answer of GET /v1/views/{name}.
+type View struct {
+	Name      string     `json:"name"`
+	Dataset   string     `json:"dataset"`
+	SQL       string     `json:"sql"`
+	Schedule  string     `json:"schedule,omitempty"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	// Batch is the published batch version; nil before the first build.
+	Batch *BatchVersion `json:"batch"`
+	Speed *SpeedStatus  `json:"speed,omitempty"`
+}
+
+// BatchVersion is one published version of a view.
+type BatchVersion struct {
+	Version int64 `json:"version"`
+	// CoveredOffset: the version holds exactly the records with smaller offsets.
+	CoveredOffset int64     `json:"covered_offset"`
+	PublishedAt   time.Time `json:"published_at"`
+	Rows          int64     `json:"rows"`
+	Bytes         int64     `json:"bytes"`
+	Files         int       `json:"files"`
+	JobID         string    `json:"job_id,omitempty"`
+}
+
+// SpeedStatus is what the speed layer holds for a view beyond its batch version.
+type SpeedStatus struct {
+	// FromOffset..LogEndOffset are the offsets merged in from the speed layer.
+	FromOffset   int64     `json:"from_offset"`
+	LogEndOffset int64     `json:"log_end_offset"`
+	Segments     []Segment `json:"segments"`
+	// LagRecords is how many accepted records the batch version does not cover.
+	LagRecords int64 `json:"lag_records"`
+	// LagMillis is the age of the oldest record the batch version does not cover
+	// (0 when it covers everything).
+	LagMillis int64 `json:"lag_ms"`
+}
+
+// Segment is a range of log offsets [first, end) held by the speed layer.
+type Segment struct {
+	First  int64 `json:"first"`
+	End    int64 `json:"end"`
+	Sealed bool  `json:"sealed"`
+}
+
+// ViewList is the answer of GET /v1/views.
+type ViewList struct {
+	Views []View `json:"views"`
+}
+
+// Job states.
+const (
+	JobQueued    = "queued"
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+)
+
+// Job is the answer of GET /v1/jobs/{id} and of POST /v1/views/{name}/builds (202).
+type Job struct {
+	ID         string     `json:"id"`
+	Kind       string     `json:"kind"`
+	View       string     `json:"view,omitempty"`
+	State      string     `json:"state"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	DurationMs int64      `json:"duration_ms,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	// Version is the view version a successful build published.
+	Version *BatchVersion `json:"version,omitempty"`
+}
+
+// Error is the body of every 4xx and 5xx answer.
+type Error struct {
+	Error string `json:"error"`
+	// Row is the 1-based row (NDJSON line or Arrow row) an ingest error is about.
+	Row    int    `json:"row,omitempty"`
+	Column string `json:"column,omitempty"`
+}

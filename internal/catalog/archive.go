@@ -1,0 +1,138 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ArchiveFile is one Parquet file of the raw archive (the master dataset): the
+// records of offsets [First, End) of one dataset that fall in one day
+// partition. Several files share a range when the range touches several days.
+type ArchiveFile struct {
+	Dataset, Path, Partition string
+	First, End, Rows, Bytes  int64
+	CreatedAt                time.Time // set to now when zero
+}
+
+func (f ArchiveFile) validate() error {
+	switch {
+	case f.Path == "":
+		return errors.New("path is empty")
+	case f.Dataset == "":
+		return fmt.Errorf("%s: dataset is empty", f.Path)
+	case f.Partition == "":
+		return fmt.Errorf("%s: partition is empty", f.Path)
+	case f.First < 0 || f.End <= f.First:
+		return fmt.Errorf("%s: offsets [%d, %d) are not a non-empty range of non-negative offsets", f.Path, f.First, f.End)
+	case f.Rows < 0 || f.Bytes < 0:
+		return fmt.Errorf("%s: negative rows (%d) or bytes (%d)", f.Path, f.Rows, f.Bytes)
+	}
+	return nil
+}
+
+// RecordArchive records archive files in one transaction: all of them become
+// visible together or none does. Recording a Path again replaces its entry,
+// so an archiver that crashed after uploading can simply redo its work.
+// ErrNotFound if a file's dataset does not exist.
+func (s *Store) RecordArchive(ctx context.Context, files []ArchiveFile) error {
+	if len(files) == 0 {
+		return nil
+	}
+	for _, f := range files {
+		if err := f.validate(); err != nil {
+			return fmt.Errorf("record archive: %w", err)
+		}
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		checked := map[string]bool{}
+		for _, f := range files {
+			if !checked[f.Dataset] {
+				if err := datasetExists(ctx, tx, f.Dataset); err != nil {
+					return err
+				}
+				checked[f.Dataset] = true
+			}
+			_, err := tx.ExecContext(ctx, `
+INSERT INTO archive_files (path, dataset, day_partition, first_offset, end_offset, row_count, byte_count, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (path) DO UPDATE SET
+	dataset = excluded.dataset, day_partition = excluded.day_partition,
+	first_offset = excluded.first_offset, end_offset = excluded.end_offset,
+	row_count = excluded.row_count, byte_count = excluded.byte_count,
+	created_at = excluded.created_at`,
+				f.Path, f.Dataset, f.Partition, f.First, f.End, f.Rows, f.Bytes, toMillis(createdAt(f.CreatedAt)))
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record archive: %w", err)
+	}
+	return nil
+}
+
+// ArchiveFiles returns a dataset's archive files ordered by First, then Path.
+// ErrNotFound if the dataset does not exist.
+func (s *Store) ArchiveFiles(ctx context.Context, datasetName string) ([]ArchiveFile, error) {
+	// Joining from datasets tells "no such dataset" (no row) from "no files"
+	// (one row of NULLs) in a single snapshot.
+	rows, err := s.read.QueryContext(ctx, `
+SELECT a.path, a.day_partition, a.first_offset, a.end_offset, a.row_count, a.byte_count, a.created_at
+FROM datasets d LEFT JOIN archive_files a ON a.dataset = d.name
+WHERE d.name = $1
+ORDER BY a.first_offset, a.path`, datasetName)
+	if err != nil {
+		return nil, fmt.Errorf("archive files of %q: %w", datasetName, err)
+	}
+	defer rows.Close()
+	found := false
+	out := []ArchiveFile{}
+	for rows.Next() {
+		found = true
+		var (
+			path, partition                   sql.NullString
+			first, end, nrows, bytes, created sql.NullInt64
+		)
+		if err := rows.Scan(&path, &partition, &first, &end, &nrows, &bytes, &created); err != nil {
+			return nil, fmt.Errorf("archive files of %q: %w", datasetName, err)
+		}
+		if !path.Valid {
+			continue
+		}
+		out = append(out, ArchiveFile{
+			Dataset: datasetName, Path: path.String, Partition: partition.String,
+			First: first.Int64, End: end.Int64, Rows: nrows.Int64, Bytes: bytes.Int64,
+			CreatedAt: fromMillis(created.Int64),
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive files of %q: %w", datasetName, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("archive files: dataset %q: %w", datasetName, ErrNotFound)
+	}
+	return out, nil
+}
+
+// ArchivedEnd is the largest End of a dataset's archive files, 0 when it has
+// none. ErrNotFound if the dataset does not exist.
+func (s *Store) ArchivedEnd(ctx context.Context, datasetName string) (int64, error) {
+	var end int64
+	err := s.read.QueryRowContext(ctx, `
+SELECT COALESCE(MAX(a.end_offset), 0)
+FROM datasets d LEFT JOIN archive_files a ON a.dataset = d.name
+WHERE d.name = $1
+GROUP BY d.name`, datasetName).Scan(&end)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("archived end: dataset %q: %w", datasetName, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("archived end of %q: %w", datasetName, err)
+	}
+	return end, nil
+}

@@ -1,0 +1,552 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/duet-analytics/duet/dataset"
+)
+
+// RunContract checks the behaviour every catalog implementation must have.
+// open returns a fresh, empty store; it is called once per subtest and owns
+// closing the store (t.Cleanup).
+func RunContract(t *testing.T, open func(t *testing.T) *Store) {
+	t.Run("Datasets", func(t *testing.T) { testDatasets(t, open(t)) })
+	t.Run("Views", func(t *testing.T) { testViews(t, open(t)) })
+	t.Run("Archive", func(t *testing.T) { testArchive(t, open(t)) })
+	t.Run("ArchiveAtomic", func(t *testing.T) { testArchiveAtomic(t, open(t)) })
+	t.Run("Versions", func(t *testing.T) { testVersions(t, open(t)) })
+	t.Run("ConcurrentPublish", func(t *testing.T) { testConcurrentPublish(t, open(t)) })
+	t.Run("Jobs", func(t *testing.T) { testJobs(t, open(t)) })
+	t.Run("ListJobs", func(t *testing.T) { testListJobs(t, open(t)) })
+}
+
+// t0 is a fixed time at the stored (millisecond, UTC) precision, so values
+// round-trip exactly and compare with reflect.DeepEqual.
+var t0 = time.Date(2025, 3, 14, 15, 9, 26, 535_000_000, time.UTC)
+
+func at(minutes int) time.Time { return t0.Add(time.Duration(minutes) * time.Minute) }
+
+func spec(name string) dataset.Spec {
+	return dataset.Spec{Name: name, TimeColumn: "ts", Columns: []dataset.Column{
+		{Name: "ts", Type: dataset.Timestamp}, {Name: "user_id", Type: dataset.Bigint}, {Name: "page", Type: dataset.Varchar},
+	}}
+}
+
+func mustCreateDataset(t *testing.T, s *Store, name string) {
+	t.Helper()
+	if err := s.CreateDataset(t.Context(), Dataset{Spec: spec(name), CreatedAt: t0}); err != nil {
+		t.Fatalf("CreateDataset(%s): %v", name, err)
+	}
+}
+
+func mustCreateView(t *testing.T, s *Store, name, ds string) {
+	t.Helper()
+	if err := s.CreateView(t.Context(), View{Name: name, Dataset: ds, SQL: "SELECT page, count(*) AS n FROM " + ds + " GROUP BY page", CreatedAt: t0}); err != nil {
+		t.Fatalf("CreateView(%s): %v", name, err)
+	}
+}
+
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: got error %v, want %v", what, err, target)
+	}
+}
+
+func testDatasets(t *testing.T, s *Store) {
+	ctx := t.Context()
+	if got, err := s.ListDatasets(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("ListDatasets on empty store = %v, %v; want empty", got, err)
+	}
+	_, err := s.GetDataset(ctx, "clicks")
+	wantErr(t, "GetDataset(missing)", err, ErrNotFound)
+
+	// Type aliases are normalised when stored; the caller's spec is left alone.
+	in := spec("clicks")
+	in.Columns[1].Type = "int64"
+	if err := s.CreateDataset(ctx, Dataset{Spec: in, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if in.Columns[1].Type != "int64" {
+		t.Errorf("CreateDataset modified the caller's spec: column type %q", in.Columns[1].Type)
+	}
+	got, err := s.GetDataset(ctx, "clicks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Dataset{Spec: spec("clicks"), CreatedAt: t0}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("GetDataset = %+v, want %+v", got, want)
+	}
+
+	err = s.CreateDataset(ctx, Dataset{Spec: spec("clicks")})
+	wantErr(t, "CreateDataset(duplicate)", err, ErrExists)
+
+	bad := spec("bad")
+	bad.TimeColumn = "nope"
+	if err := s.CreateDataset(ctx, Dataset{Spec: bad}); err == nil || errors.Is(err, ErrExists) {
+		t.Fatalf("CreateDataset(invalid spec) = %v, want a validation error", err)
+	}
+	if _, err := s.GetDataset(ctx, "bad"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an invalid dataset was stored: %v", err)
+	}
+
+	// A zero CreatedAt becomes "now".
+	before := time.Now().Add(-time.Second)
+	mustCreateDatasetAt(t, s, "alpha", time.Time{})
+	a, err := s.GetDataset(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.CreatedAt.Before(before) || a.CreatedAt.After(time.Now().Add(time.Second)) {
+		t.Errorf("CreatedAt defaulted to %v, want about now", a.CreatedAt)
+	}
+	mustCreateDataset(t, s, "zeta")
+
+	list, err := s.ListDatasets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range list {
+		names = append(names, d.Spec.Name)
+	}
+	if want := []string{"alpha", "clicks", "zeta"}; !slices.Equal(names, want) {
+		t.Fatalf("ListDatasets names = %v, want %v", names, want)
+	}
+	if !reflect.DeepEqual(list[1], got) {
+		t.Errorf("ListDatasets[1] = %+v, want %+v", list[1], got)
+	}
+}
+
+func mustCreateDatasetAt(t *testing.T, s *Store, name string, created time.Time) {
+	t.Helper()
+	if err := s.CreateDataset(t.Context(), Dataset{Spec: spec(name), CreatedAt: created}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testViews(t *testing.T, s *Store) {
+	ctx := t.Context()
+	v := View{Name: "pages", Dataset: "clicks", SQL: "SELECT page, count(*) FROM clicks GROUP BY page", Schedule: "*/5 * * * *", CreatedAt: t0}
+	err := s.CreateView(ctx, v)
+	wantErr(t, "CreateView(missing dataset)", err, ErrNotFound)
+
+	mustCreateDataset(t, s, "clicks")
+	if got, err := s.ListViews(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("ListViews on empty store = %v, %v; want empty", got, err)
+	}
+	if err := s.CreateView(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetView(ctx, "pages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, v) {
+		t.Fatalf("GetView = %+v, want %+v", got, v)
+	}
+	err = s.CreateView(ctx, View{Name: "pages", Dataset: "clicks", SQL: "SELECT 1"})
+	wantErr(t, "CreateView(duplicate)", err, ErrExists)
+	_, err = s.GetView(ctx, "nope")
+	wantErr(t, "GetView(missing)", err, ErrNotFound)
+
+	for _, bad := range []View{
+		{Name: "has space", Dataset: "clicks", SQL: "SELECT 1"},
+		{Name: "", Dataset: "clicks", SQL: "SELECT 1"},
+		{Name: "nosql", Dataset: "clicks"},
+	} {
+		if err := s.CreateView(ctx, bad); err == nil || errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) {
+			t.Errorf("CreateView(%+v) = %v, want a validation error", bad, err)
+		}
+	}
+
+	mustCreateView(t, s, "a_first", "clicks")
+	mustCreateView(t, s, "z_last", "clicks")
+	list, err := s.ListViews(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range list {
+		names = append(names, v.Name)
+	}
+	if want := []string{"a_first", "pages", "z_last"}; !slices.Equal(names, want) {
+		t.Fatalf("ListViews names = %v, want %v", names, want)
+	}
+	if !reflect.DeepEqual(list[1], v) {
+		t.Errorf("ListViews[1] = %+v, want %+v", list[1], v)
+	}
+}
+
+func testArchive(t *testing.T, s *Store) {
+	ctx := t.Context()
+	_, err := s.ArchiveFiles(ctx, "clicks")
+	wantErr(t, "ArchiveFiles(missing dataset)", err, ErrNotFound)
+	_, err = s.ArchivedEnd(ctx, "clicks")
+	wantErr(t, "ArchivedEnd(missing dataset)", err, ErrNotFound)
+	err = s.RecordArchive(ctx, []ArchiveFile{{Dataset: "clicks", Path: "raw/clicks/x.parquet", Partition: "dt=2025-03-14", First: 0, End: 1}})
+	wantErr(t, "RecordArchive(missing dataset)", err, ErrNotFound)
+
+	mustCreateDataset(t, s, "clicks")
+	mustCreateDataset(t, s, "other")
+	if files, err := s.ArchiveFiles(ctx, "clicks"); err != nil || len(files) != 0 {
+		t.Fatalf("ArchiveFiles(no files) = %v, %v; want empty", files, err)
+	}
+	if end, err := s.ArchivedEnd(ctx, "clicks"); err != nil || end != 0 {
+		t.Fatalf("ArchivedEnd(no files) = %d, %v; want 0", end, err)
+	}
+	if err := s.RecordArchive(ctx, nil); err != nil {
+		t.Fatalf("RecordArchive(nil) = %v", err)
+	}
+
+	file := func(path, part string, first, end int64) ArchiveFile {
+		return ArchiveFile{Dataset: "clicks", Path: path, Partition: part, First: first, End: end, Rows: end - first, Bytes: 100 * (end - first), CreatedAt: at(int(first))}
+	}
+	// Recorded out of order, in two batches; [100,250) spans two days.
+	b1 := file("raw/clicks/dt=2025-03-15/100-250.parquet", "dt=2025-03-15", 100, 250)
+	b2 := file("raw/clicks/dt=2025-03-14/100-250.parquet", "dt=2025-03-14", 100, 250)
+	a := file("raw/clicks/dt=2025-03-14/0-100.parquet", "dt=2025-03-14", 0, 100)
+	if err := s.RecordArchive(ctx, []ArchiveFile{b1, b2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordArchive(ctx, []ArchiveFile{a}); err != nil {
+		t.Fatal(err)
+	}
+	// Another dataset's files must not leak into clicks' list or end.
+	if err := s.RecordArchive(ctx, []ArchiveFile{{Dataset: "other", Path: "raw/other/0-9999.parquet", Partition: "dt=2025-03-14", First: 0, End: 9999}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []ArchiveFile{a, b2, b1} // by First, then Path
+	files, err := s.ArchiveFiles(ctx, "clicks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(files, want) {
+		t.Fatalf("ArchiveFiles =\n%+v\nwant\n%+v", files, want)
+	}
+	if end, err := s.ArchivedEnd(ctx, "clicks"); err != nil || end != 250 {
+		t.Fatalf("ArchivedEnd = %d, %v; want 250", end, err)
+	}
+
+	// Re-recording a path replaces its entry instead of adding one.
+	a.Rows, a.Bytes, a.CreatedAt = 99, 4242, at(500)
+	c := file("raw/clicks/dt=2025-03-15/250-400.parquet", "dt=2025-03-15", 250, 400)
+	// Late events: a later range in an earlier day, so path order is not offset order.
+	late := file("raw/clicks/dt=2025-03-13/250-400.parquet", "dt=2025-03-13", 250, 400)
+	if err := s.RecordArchive(ctx, []ArchiveFile{a, c, late}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordArchive(ctx, []ArchiveFile{a, c, late}); err != nil {
+		t.Fatal(err)
+	}
+	want = []ArchiveFile{a, b2, b1, late, c}
+	if files, err = s.ArchiveFiles(ctx, "clicks"); err != nil || !reflect.DeepEqual(files, want) {
+		t.Fatalf("ArchiveFiles after re-recording = %+v, %v\nwant %+v", files, err, want)
+	}
+	if end, err := s.ArchivedEnd(ctx, "clicks"); err != nil || end != 400 {
+		t.Fatalf("ArchivedEnd = %d, %v; want 400", end, err)
+	}
+
+	for _, bad := range []ArchiveFile{
+		{Dataset: "clicks", Path: "", Partition: "p", First: 0, End: 1},
+		{Dataset: "clicks", Path: "x", Partition: "", First: 0, End: 1},
+		{Dataset: "clicks", Path: "x", Partition: "p", First: 5, End: 5},
+		{Dataset: "clicks", Path: "x", Partition: "p", First: -1, End: 5},
+		{Dataset: "clicks", Path: "x", Partition: "p", First: 0, End: 5, Rows: -1},
+	} {
+		if err := s.RecordArchive(ctx, []ArchiveFile{bad}); err == nil {
+			t.Errorf("RecordArchive(%+v) succeeded, want a validation error", bad)
+		}
+	}
+}
+
+// testArchiveAtomic: a batch that fails part-way records nothing.
+func testArchiveAtomic(t *testing.T, s *Store) {
+	ctx := t.Context()
+	mustCreateDataset(t, s, "clicks")
+	good := ArchiveFile{Dataset: "clicks", Path: "raw/clicks/0-10.parquet", Partition: "dt=2025-03-14", First: 0, End: 10, Rows: 10, Bytes: 1}
+	orphan := ArchiveFile{Dataset: "ghost", Path: "raw/ghost/0-10.parquet", Partition: "dt=2025-03-14", First: 0, End: 10, Rows: 10, Bytes: 1}
+	err := s.RecordArchive(ctx, []ArchiveFile{good, orphan})
+	wantErr(t, "RecordArchive(batch with a missing dataset)", err, ErrNotFound)
+	if files, err := s.ArchiveFiles(ctx, "clicks"); err != nil || len(files) != 0 {
+		t.Fatalf("a failed batch left files behind: %+v, %v", files, err)
+	}
+}
+
+func testVersions(t *testing.T, s *Store) {
+	ctx := t.Context()
+	_, err := s.PublishVersion(ctx, ViewVersion{View: "pages"})
+	wantErr(t, "PublishVersion(missing view)", err, ErrNotFound)
+	_, err = s.CurrentVersion(ctx, "pages")
+	wantErr(t, "CurrentVersion(missing view)", err, ErrNotFound)
+	_, err = s.ListVersions(ctx, "pages")
+	wantErr(t, "ListVersions(missing view)", err, ErrNotFound)
+
+	mustCreateDataset(t, s, "clicks")
+	mustCreateView(t, s, "pages", "clicks")
+	mustCreateView(t, s, "users", "clicks")
+	_, err = s.CurrentVersion(ctx, "pages")
+	wantErr(t, "CurrentVersion(before first publish)", err, ErrNotFound)
+	if list, err := s.ListVersions(ctx, "pages"); err != nil || len(list) != 0 {
+		t.Fatalf("ListVersions(before first publish) = %v, %v; want empty", list, err)
+	}
+
+	var published []ViewVersion
+	for i := range 3 {
+		in := ViewVersion{
+			View:    "pages",
+			Version: 99, // ignored: the store numbers versions
+			Covered: int64(100 * (i + 1)),
+			Files: []VersionFile{
+				{Path: fmt.Sprintf("views/pages/v%d/part-0.parquet", i+1), Rows: 10, Bytes: 1000},
+				{Path: fmt.Sprintf("views/pages/v%d/part-1.parquet", i+1), Rows: 5, Bytes: 500},
+			},
+			Rows: 15, Bytes: 1500, JobID: fmt.Sprintf("job-%d", i), CreatedAt: at(i), BuildMillis: int64(1234 + i),
+		}
+		got, err := s.PublishVersion(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := in
+		want.Version = int64(i + 1)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("PublishVersion returned %+v, want %+v", got, want)
+		}
+		cur, err := s.CurrentVersion(ctx, "pages")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(cur, want) {
+			t.Fatalf("CurrentVersion after publishing %d = %+v, want %+v", want.Version, cur, want)
+		}
+		published = append(published, want)
+	}
+	list, err := s.ListVersions(ctx, "pages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []ViewVersion{published[2], published[1], published[0]}; !reflect.DeepEqual(list, want) {
+		t.Fatalf("ListVersions =\n%+v\nwant newest first\n%+v", list, want)
+	}
+
+	// Numbering is per view; a version without files and with a zero time is fine.
+	before := time.Now().Add(-time.Second)
+	u, err := s.PublishVersion(ctx, ViewVersion{View: "users", Covered: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Version != 1 || len(u.Files) != 0 || u.CreatedAt.Before(before) {
+		t.Fatalf("first version of users = %+v, want version 1, no files, created now", u)
+	}
+	cur, err := s.CurrentVersion(ctx, "users")
+	if err != nil || !reflect.DeepEqual(cur, u) {
+		t.Fatalf("CurrentVersion(users) = %+v, %v; want %+v", cur, err, u)
+	}
+	if cur, err := s.CurrentVersion(ctx, "pages"); err != nil || cur.Version != 3 {
+		t.Fatalf("publishing users changed pages' current version: %+v, %v", cur, err)
+	}
+
+	for _, bad := range []ViewVersion{
+		{View: "pages", Covered: -1},
+		{View: "pages", Files: []VersionFile{{Path: ""}}},
+		{View: "pages", Rows: -1},
+	} {
+		if _, err := s.PublishVersion(ctx, bad); err == nil {
+			t.Errorf("PublishVersion(%+v) succeeded, want a validation error", bad)
+		}
+	}
+	if cur, err := s.CurrentVersion(ctx, "pages"); err != nil || cur.Version != 3 {
+		t.Fatalf("rejected publishes changed the current version: %+v, %v", cur, err)
+	}
+}
+
+func testConcurrentPublish(t *testing.T, s *Store) {
+	ctx := t.Context()
+	mustCreateDataset(t, s, "clicks")
+	mustCreateView(t, s, "pages", "clicks")
+
+	const workers, each = 8, 5
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		versions []int64
+		errs     []error
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				v, err := s.PublishVersion(ctx, ViewVersion{View: "pages", Covered: int64(w*100 + i), JobID: fmt.Sprintf("w%d-%d", w, i)})
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					versions = append(versions, v.Version)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	// Readers running alongside must always see a whole version.
+	stop := make(chan struct{})
+	var readerErr error
+	var rwg sync.WaitGroup
+	rwg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cur, err := s.CurrentVersion(ctx, "pages")
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				readerErr = err
+				return
+			}
+			if cur.JobID == "" || cur.Version < 1 {
+				readerErr = fmt.Errorf("reader saw a partial version: %+v", cur)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(stop)
+	rwg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if readerErr != nil {
+		t.Fatal(readerErr)
+	}
+	slices.Sort(versions)
+	for i, v := range versions {
+		if v != int64(i+1) {
+			t.Fatalf("concurrent publishes got versions %v, want 1..%d each once", versions, workers*each)
+		}
+	}
+	if len(versions) != workers*each {
+		t.Fatalf("got %d versions, want %d", len(versions), workers*each)
+	}
+	cur, err := s.CurrentVersion(ctx, "pages")
+	if err != nil || cur.Version != workers*each {
+		t.Fatalf("CurrentVersion = %+v, %v; want version %d", cur, err, workers*each)
+	}
+	list, err := s.ListVersions(ctx, "pages")
+	if err != nil || len(list) != workers*each || list[0].Version != workers*each {
+		t.Fatalf("ListVersions = %d versions (first %+v), %v", len(list), list[0], err)
+	}
+}
+
+func testJobs(t *testing.T, s *Store) {
+	ctx := t.Context()
+	_, err := s.GetJob(ctx, "j1")
+	wantErr(t, "GetJob(missing)", err, ErrNotFound)
+	err = s.UpdateJob(ctx, Job{ID: "j1", Kind: "build", State: "running"})
+	wantErr(t, "UpdateJob(missing)", err, ErrNotFound)
+
+	j := Job{ID: "j1", Kind: "build", View: "pages", State: "queued", CreatedAt: t0, Attempt: 1}
+	if err := s.CreateJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetJob(ctx, "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, j) {
+		t.Fatalf("GetJob = %+v, want %+v (unset times must stay zero)", got, j)
+	}
+	err = s.CreateJob(ctx, Job{ID: "j1", Kind: "sql", State: "queued"})
+	wantErr(t, "CreateJob(duplicate)", err, ErrExists)
+
+	// UpdateJob replaces every field but CreatedAt.
+	upd := j
+	upd.State, upd.Error, upd.StartedAt, upd.FinishedAt, upd.Version, upd.Attempt = "failed", "boom: out of memory", at(1), at(2), 7, 2
+	upd.CreatedAt = at(60)
+	if err := s.UpdateJob(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.GetJob(ctx, "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := upd
+	want.CreatedAt = t0
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("GetJob after update = %+v, want %+v", got, want)
+	}
+	// Clearing a time makes it unset again.
+	upd.FinishedAt = time.Time{}
+	if err := s.UpdateJob(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetJob(ctx, "j1"); err != nil || !got.FinishedAt.IsZero() {
+		t.Fatalf("FinishedAt after clearing = %v, %v; want zero", got.FinishedAt, err)
+	}
+
+	for _, bad := range []Job{{Kind: "build", State: "queued"}, {ID: "x", State: "queued"}, {ID: "x", Kind: "build"}} {
+		if err := s.CreateJob(ctx, bad); err == nil {
+			t.Errorf("CreateJob(%+v) succeeded, want a validation error", bad)
+		}
+	}
+}
+
+func testListJobs(t *testing.T, s *Store) {
+	ctx := t.Context()
+	if got, err := s.ListJobs(ctx, JobFilter{}); err != nil || len(got) != 0 {
+		t.Fatalf("ListJobs on empty store = %v, %v; want empty", got, err)
+	}
+	jobs := []Job{
+		{ID: "a", Kind: "build", View: "pages", State: "succeeded", CreatedAt: at(1)},
+		{ID: "b", Kind: "build", View: "users", State: "running", CreatedAt: at(2)},
+		{ID: "c", Kind: "sql", View: "", State: "running", CreatedAt: at(3)},
+		{ID: "d", Kind: "build", View: "pages", State: "running", CreatedAt: at(4)},
+		{ID: "e", Kind: "build", View: "pages", State: "failed", CreatedAt: at(4)}, // same time as d: ID breaks the tie
+	}
+	// Insert in a shuffled order so the result order comes from the query.
+	for _, i := range []int{2, 0, 4, 1, 3} {
+		if err := s.CreateJob(ctx, jobs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(f JobFilter) []string {
+		t.Helper()
+		list, err := s.ListJobs(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, j := range list {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		f    JobFilter
+		want []string
+	}{
+		{JobFilter{}, []string{"e", "d", "c", "b", "a"}},
+		{JobFilter{Limit: 2}, []string{"e", "d"}},
+		{JobFilter{State: "running"}, []string{"d", "c", "b"}},
+		{JobFilter{View: "pages"}, []string{"e", "d", "a"}},
+		{JobFilter{State: "running", View: "pages"}, []string{"d"}},
+		{JobFilter{State: "running", View: "pages", Limit: 10}, []string{"d"}},
+		{JobFilter{State: "running", Limit: 1}, []string{"d"}},
+		{JobFilter{State: "nope"}, nil},
+	} {
+		if got := ids(tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("ListJobs(%+v) = %v, want %v", tc.f, got, tc.want)
+		}
+	}
+	list, err := s.ListJobs(ctx, JobFilter{View: "users"})
+	if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], jobs[1]) {
+		t.Fatalf("ListJobs(users) = %+v, %v; want [%+v]", list, err, jobs[1])
+	}
+}

@@ -1,0 +1,153 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Job is one run of work (a view build, a SQL job, a notebook). The catalog
+// stores it; the scheduler owns what Kind and State mean.
+type Job struct {
+	ID, Kind, View, State, Error string
+	CreatedAt                    time.Time // set to now when zero; never changed by UpdateJob
+	StartedAt, FinishedAt        time.Time // zero = unset
+	Version                      int64     // the version the job published, 0 = none
+	Attempt                      int
+}
+
+// JobFilter selects jobs; empty fields match everything, Limit <= 0 means no limit.
+type JobFilter struct {
+	State, View string
+	Limit       int
+}
+
+func (j Job) validate() error {
+	switch {
+	case j.ID == "":
+		return errors.New("id is empty")
+	case j.Kind == "":
+		return errors.New("kind is empty")
+	case j.State == "":
+		return errors.New("state is empty")
+	case j.Version < 0 || j.Attempt < 0:
+		return fmt.Errorf("negative version (%d) or attempt (%d)", j.Version, j.Attempt)
+	}
+	return nil
+}
+
+const jobColumns = `id, kind, view_name, state, error_message, created_at, started_at, finished_at, version, attempt`
+
+// CreateJob stores a new job; ErrExists if the ID is taken.
+func (s *Store) CreateJob(ctx context.Context, j Job) error {
+	if err := j.validate(); err != nil {
+		return fmt.Errorf("create job %q: %w", j.ID, err)
+	}
+	res, err := s.write.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
+		j.ID, j.Kind, j.View, j.State, j.Error, toMillis(createdAt(j.CreatedAt)),
+		toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt)
+	if err != nil {
+		return fmt.Errorf("create job %q: %w", j.ID, err)
+	}
+	if err := insertedOne(res); err != nil {
+		return fmt.Errorf("create job %q: %w", j.ID, err)
+	}
+	return nil
+}
+
+// GetJob returns a job by ID; ErrNotFound if there is none.
+func (s *Store) GetJob(ctx context.Context, id string) (Job, error) {
+	j, err := scanJob(s.read.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("get job %q: %w", id, err)
+	}
+	return j, nil
+}
+
+// UpdateJob replaces every field of the job with j's ID except CreatedAt.
+// ErrNotFound if there is no such job.
+func (s *Store) UpdateJob(ctx context.Context, j Job) error {
+	if err := j.validate(); err != nil {
+		return fmt.Errorf("update job %q: %w", j.ID, err)
+	}
+	res, err := s.write.ExecContext(ctx, `
+UPDATE jobs SET kind = $2, view_name = $3, state = $4, error_message = $5,
+	started_at = $6, finished_at = $7, version = $8, attempt = $9
+WHERE id = $1`,
+		j.ID, j.Kind, j.View, j.State, j.Error, toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt)
+	if err != nil {
+		return fmt.Errorf("update job %q: %w", j.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("update job %q: rows affected: %w", j.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("update job: job %q: %w", j.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// ListJobs returns the jobs matching filter, newest first (by CreatedAt, then
+// ID descending, so the order is total).
+func (s *Store) ListJobs(ctx context.Context, filter JobFilter) ([]Job, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if filter.State != "" {
+		args = append(args, filter.State)
+		where = append(where, fmt.Sprintf("state = $%d", len(args)))
+	}
+	if filter.View != "" {
+		args = append(args, filter.View)
+		where = append(where, fmt.Sprintf("view_name = $%d", len(args)))
+	}
+	q := `SELECT ` + jobColumns + ` FROM jobs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at DESC, id DESC`
+	if filter.Limit > 0 {
+		args = append(args, filter.Limit)
+		q += fmt.Sprintf(" LIMIT $%d", len(args))
+	}
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	out := []Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return out, nil
+}
+
+func scanJob(row interface{ Scan(...any) error }) (Job, error) {
+	var (
+		j                 Job
+		created           int64
+		started, finished sql.NullInt64
+	)
+	if err := row.Scan(&j.ID, &j.Kind, &j.View, &j.State, &j.Error, &created, &started, &finished, &j.Version, &j.Attempt); err != nil {
+		return Job{}, err
+	}
+	j.CreatedAt = fromMillis(created)
+	j.StartedAt = fromNullMillis(started)
+	j.FinishedAt = fromNullMillis(finished)
+	return j, nil
+}

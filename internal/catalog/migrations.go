@@ -1,0 +1,121 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// schemaMigrations is the schema history. Entry i is schema version i+1. Append
+// only: never edit an entry that has shipped, since databases that already
+// applied it will not run it again.
+var schemaMigrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE datasets (
+	name       TEXT PRIMARY KEY,
+	spec_json  TEXT NOT NULL,
+	created_at BIGINT NOT NULL
+);
+
+CREATE TABLE views (
+	name            TEXT PRIMARY KEY,
+	dataset         TEXT NOT NULL REFERENCES datasets (name),
+	sql_text        TEXT NOT NULL,
+	schedule        TEXT NOT NULL,
+	created_at      BIGINT NOT NULL,
+	-- latest_version numbers versions and is never reused, even after old
+	-- versions are garbage-collected; current_version is the one readers
+	-- use (0 = none yet) and may point back at an older one on rollback.
+	latest_version  BIGINT NOT NULL DEFAULT 0,
+	current_version BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX views_by_dataset ON views (dataset);
+
+CREATE TABLE archive_files (
+	path          TEXT PRIMARY KEY,
+	dataset       TEXT NOT NULL REFERENCES datasets (name),
+	day_partition TEXT NOT NULL,
+	first_offset  BIGINT NOT NULL,
+	end_offset    BIGINT NOT NULL,
+	row_count     BIGINT NOT NULL,
+	byte_count    BIGINT NOT NULL,
+	created_at    BIGINT NOT NULL,
+	CHECK (first_offset >= 0 AND end_offset > first_offset)
+);
+CREATE INDEX archive_files_by_dataset ON archive_files (dataset, first_offset, path);
+
+CREATE TABLE view_versions (
+	view_name    TEXT NOT NULL REFERENCES views (name),
+	version      BIGINT NOT NULL,
+	covered      BIGINT NOT NULL,
+	files_json   TEXT NOT NULL,
+	row_count    BIGINT NOT NULL,
+	byte_count   BIGINT NOT NULL,
+	job_id       TEXT NOT NULL,
+	created_at   BIGINT NOT NULL,
+	build_millis BIGINT NOT NULL,
+	PRIMARY KEY (view_name, version)
+);
+
+CREATE TABLE jobs (
+	id            TEXT PRIMARY KEY,
+	kind          TEXT NOT NULL,
+	view_name     TEXT NOT NULL,
+	state         TEXT NOT NULL,
+	error_message TEXT NOT NULL,
+	created_at    BIGINT NOT NULL,
+	started_at    BIGINT,
+	finished_at   BIGINT,
+	version       BIGINT NOT NULL,
+	attempt       BIGINT NOT NULL
+);
+CREATE INDEX jobs_by_created ON jobs (created_at, id);
+CREATE INDEX jobs_by_state ON jobs (state, created_at, id);
+CREATE INDEX jobs_by_view ON jobs (view_name, created_at, id);
+`,
+}
+
+// migrate applies the migrations the database has not seen, all in one
+// transaction, so a crash leaves the schema at the old or the new version.
+func migrate(ctx context.Context, db *sql.DB, migrations []string, logger *slog.Logger) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    BIGINT PRIMARY KEY,
+	applied_at BIGINT NOT NULL
+)`); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	var current int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	known := int64(len(migrations))
+	if current > known {
+		return fmt.Errorf("migrate: the catalog has schema version %d but this duet knows only up to %d: run a newer duet", current, known)
+	}
+	if current == known {
+		return nil
+	}
+	now := toMillis(time.Now())
+	for v := current + 1; v <= known; v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			return fmt.Errorf("migrate: apply version %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, now); err != nil {
+			return fmt.Errorf("migrate: record version %d: %w", v, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	logger.Info("catalog schema migrated", "from_version", current, "to_version", known)
+	return nil
+}

@@ -1,0 +1,139 @@
+// Package engine opens duet's embedded DuckDB: one in-process database whose
+// catalog "duet" holds the user-visible schemas (views, raw) and the speed
+// layer's internal state, locked down so user SQL can read only duet's data.
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/duet-analytics/duet/dataset"
+)
+
+// Catalog and schema names inside the engine.
+const (
+	Catalog        = "duet"
+	ViewsSchema    = "views"
+	RawSchema      = "raw"
+	InternalSchema = "__duet_internal"
+	// ScratchSchema lives in DuckDB's default in-memory database, not in
+	// Catalog: Arrow micro-batches registered there never touch duet's catalog,
+	// so a transaction over duet's tables writes to one database only.
+	ScratchSchema = "memory.main"
+)
+
+// Config bounds the engine.
+type Config struct {
+	// MemoryLimit as DuckDB understands it ("2GB", "75%"); empty keeps DuckDB's default.
+	MemoryLimit string `yaml:"memory_limit"`
+	// Threads; 0 keeps DuckDB's default (one per core).
+	Threads int `yaml:"threads"`
+	// AllowedDirectories are the only paths SQL may read once the engine is locked.
+	AllowedDirectories []string `yaml:"allowed_directories"`
+	// TempDirectory is where DuckDB spills; must be inside AllowedDirectories when set.
+	TempDirectory string `yaml:"temp_directory"`
+	// Unlocked leaves external access on (for the executor, which writes its
+	// output with COPY); user-facing engines are always locked.
+	Unlocked bool `yaml:"-"`
+}
+
+// Open creates the engine. Every pooled connection starts in catalog duet.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*sql.DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var (
+		once    sync.Once
+		initErr error
+	)
+	connector, err := duckdb.NewConnector("", func(ex driver.ExecerContext) error {
+		once.Do(func() { initErr = setup(ctx, ex, cfg) })
+		if initErr != nil {
+			return initErr
+		}
+		_, err := ex.ExecContext(ctx, "USE "+Catalog, nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise duckdb: %w", err)
+	}
+	logger.Debug("engine opened", "memory_limit", cfg.MemoryLimit, "threads", cfg.Threads)
+	return db, nil
+}
+
+// setup runs once per database, on its first connection.
+func setup(ctx context.Context, ex driver.ExecerContext, cfg Config) error {
+	stmts := []string{
+		"ATTACH IF NOT EXISTS ':memory:' AS " + Catalog,
+		"CREATE SCHEMA IF NOT EXISTS " + Catalog + "." + ViewsSchema,
+		"CREATE SCHEMA IF NOT EXISTS " + Catalog + "." + RawSchema,
+		"CREATE SCHEMA IF NOT EXISTS " + Catalog + "." + InternalSchema,
+	}
+	if cfg.MemoryLimit != "" {
+		stmts = append(stmts, "SET memory_limit = "+dataset.QuoteString(cfg.MemoryLimit))
+	}
+	if cfg.Threads > 0 {
+		stmts = append(stmts, fmt.Sprintf("SET threads = %d", cfg.Threads))
+	}
+	if cfg.TempDirectory != "" {
+		stmts = append(stmts, "SET temp_directory = "+dataset.QuoteString(cfg.TempDirectory))
+	}
+	if !cfg.Unlocked {
+		if len(cfg.AllowedDirectories) > 0 {
+			quoted := make([]string, len(cfg.AllowedDirectories))
+			for i, d := range cfg.AllowedDirectories {
+				quoted[i] = dataset.QuoteString(strings.TrimSuffix(d, "/") + "/")
+			}
+			stmts = append(stmts, "SET allowed_directories = ["+strings.Join(quoted, ", ")+"]")
+		}
+		stmts = append(stmts,
+			"SET enable_external_access = false",
+			"SET autoinstall_known_extensions = false",
+			"SET autoload_known_extensions = false",
+			"SET lock_configuration = true",
+		)
+	}
+	for _, s := range stmts {
+		if _, err := ex.ExecContext(ctx, s, nil); err != nil {
+			return fmt.Errorf("engine setup %q: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// Arrow gives fn the connection's Arrow interface. duckdb-go's Conn.Raw holds
+// the connection, so the Arrow handle is taken inside Raw and used after it.
+func Arrow(conn *sql.Conn) (*duckdb.Arrow, error) {
+	var ar *duckdb.Arrow
+	err := conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.Conn)
+		if !ok {
+			return errors.New("not a duckdb connection")
+		}
+		var err error
+		ar, err = duckdb.NewArrowFromConn(c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("arrow interface: %w", err)
+	}
+	return ar, nil
+}
+
+// Table names a table or view in duet's catalog, fully qualified and quoted.
+func Table(schema, name string) string {
+	return Catalog + "." + dataset.QuoteIdent(schema) + "." + dataset.QuoteIdent(name)
+}

@@ -1,0 +1,72 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/duet-analytics/duet/internal/engine"
+)
+
+// Config is one duet server's configuration.
+type Config struct {
+	// DataDir holds the catalog, the object store, the event logs and scratch space.
+	DataDir string `yaml:"data_dir"`
+	// Listen is the HTTP address of the API and the SQL gateway.
+	Listen string `yaml:"listen"`
+	// Engine bounds the embedded query engine.
+	Engine engine.Config `yaml:"engine"`
+	// SegmentMaxRecords and SegmentMaxAge decide when the speed layer seals
+	// and archives a segment.
+	SegmentMaxRecords int64         `yaml:"segment_max_records"`
+	SegmentMaxAge     time.Duration `yaml:"segment_max_age"`
+	// MaxIngestBytes bounds one ingest request's body.
+	MaxIngestBytes int64 `yaml:"max_ingest_bytes"`
+	// ExecutorCommand runs `duet`; empty means this process's executable.
+	ExecutorCommand []string `yaml:"executor_command"`
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// DefaultConfig is the configuration of `duet serve` without flags.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:           "./duet-data",
+		Listen:            "127.0.0.1:8080",
+		SegmentMaxRecords: 100_000,
+		SegmentMaxAge:     30 * time.Second,
+		MaxIngestBytes:    64 << 20,
+		ShutdownTimeout:   10 * time.Second,
+	}
+}
+
+// Validate fills defaults and names the first bad field.
+func (c *Config) Validate() error {
+	d := DefaultConfig()
+	if c.DataDir == "" {
+		return errors.New("data_dir: required")
+	}
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.SegmentMaxRecords == 0 {
+		c.SegmentMaxRecords = d.SegmentMaxRecords
+	}
+	if c.SegmentMaxAge == 0 {
+		c.SegmentMaxAge = d.SegmentMaxAge
+	}
+	if c.MaxIngestBytes == 0 {
+		c.MaxIngestBytes = d.MaxIngestBytes
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.SegmentMaxRecords < 0 || c.SegmentMaxAge < 0 || c.MaxIngestBytes < 0 {
+		return errors.New("segment_max_records, segment_max_age and max_ingest_bytes must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+// Package server assembles duet's components into one process: catalog,
+// object store, engine, speed layer, batch layer, scheduler, serving and the
+// SQL gateway, behind one HTTP listener.
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/duet-analytics/duet/batchlayer"
+	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/internal/engine"
+	"github.com/duet-analytics/duet/internal/executor"
+	"github.com/duet-analytics/duet/internal/objstore"
+	"github.com/duet-analytics/duet/internal/viewsql"
+	"github.com/duet-analytics/duet/scheduler"
+	"github.com/duet-analytics/duet/serving"
+	"github.com/duet-analytics/duet/speedlayer"
+	"github.com/duet-analytics/duet/sqlgateway"
+)
+
+// Server is a running duet server.
+type Server struct {
+	cfg      Config
+	logger   *slog.Logger
+	registry *prometheus.Registry
+
+	cat     *catalog.Store
+	bucket  *objstore.Filesystem
+	db      *sql.DB
+	speed   *speedlayer.Layer
+	sched   *scheduler.Scheduler
+	gateway *sqlgateway.Gateway
+
+	listener net.Listener
+	http     *http.Server
+
+	// viewMu serialises view and dataset creation.
+	viewMu sync.Mutex
+}
+
+// New opens every component and recovers the state left in cfg.DataDir; the
+// listener is bound so Addr is known before Run.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := s.open(ctx); err != nil {
+		s.closeStores()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) dir(parts ...string) string {
+	return filepath.Join(append([]string{s.cfg.DataDir}, parts...)...)
+}
+
+func (s *Server) open(ctx context.Context) error {
+	cfg := s.cfg
+	for _, d := range []string{s.dir(), s.dir("objects"), s.dir("scratch"), s.dir("engine-tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+	abs, err := filepath.Abs(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.cfg.DataDir = abs
+
+	if s.cat, err = catalog.Open(ctx, s.dir("catalog.db"), s.logger.With("component", "catalog")); err != nil {
+		return fmt.Errorf("open catalog: %w", err)
+	}
+	if s.bucket, err = objstore.NewFilesystem(s.dir("objects")); err != nil {
+		return fmt.Errorf("open object store: %w", err)
+	}
+	ecfg := cfg.Engine
+	ecfg.AllowedDirectories = append(ecfg.AllowedDirectories, s.dir("objects"), s.dir("engine-tmp"))
+	ecfg.TempDirectory = s.dir("engine-tmp")
+	if s.db, err = engine.Open(ctx, ecfg, s.logger.With("component", "engine")); err != nil {
+		return err
+	}
+	s.speed, err = speedlayer.New(speedlayer.Config{
+		LogDir: s.dir("log"), ScratchDir: s.dir("scratch"),
+		SegmentMaxRecords: cfg.SegmentMaxRecords, SegmentMaxAge: cfg.SegmentMaxAge,
+	}, s.db, s.cat, s.bucket, s.bucket, serving.NewMerger(s.bucket), s.logger.With("component", "speedlayer"), s.registry)
+	if err != nil {
+		return err
+	}
+	launcher, err := executor.NewLocal(cfg.ExecutorCommand, s.logger.With("component", "executor"))
+	if err != nil {
+		return err
+	}
+	builder, err := batchlayer.NewBuilder(batchlayer.Config{ScratchDir: s.dir("scratch"), ExecutorMemory: cfg.Engine.MemoryLimit, ExecutorThreads: cfg.Engine.Threads},
+		s.cat, s.speed, s.bucket, launcher, s.logger.With("component", "batchlayer"))
+	if err != nil {
+		return err
+	}
+	s.sched = scheduler.New(scheduler.Config{}, s.cat, builder, s.logger.With("component", "scheduler"), s.registry)
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	s.gateway, err = sqlgateway.New(sqlgateway.Config{Catalog: engine.Catalog}, s.db, s.logger.With("component", "sqlgateway"), s.registry)
+	if err != nil {
+		return err
+	}
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// load brings every dataset and view in the catalog back into the speed
+// layer and the scheduler.
+func (s *Server) load(ctx context.Context) error {
+	datasets, err := s.cat.ListDatasets(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range datasets {
+		if err := s.speed.AddDataset(ctx, d.Spec); err != nil {
+			return fmt.Errorf("recover %w", err)
+		}
+	}
+	views, err := s.cat.ListViews(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		if err := s.startView(ctx, v); err != nil {
+			return fmt.Errorf("recover view %q: %w", v.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) startView(ctx context.Context, v catalog.View) error {
+	d, err := s.cat.GetDataset(ctx, v.Dataset)
+	if err != nil {
+		return err
+	}
+	plan, err := viewsql.Analyze(ctx, s.db, v.SQL, &d.Spec)
+	if err != nil {
+		return err
+	}
+	var version *catalog.ViewVersion
+	cur, err := s.cat.CurrentVersion(ctx, v.Name)
+	switch {
+	case err == nil:
+		version = &cur
+	case !errors.Is(err, catalog.ErrNotFound):
+		return err
+	}
+	if err := s.speed.AddView(ctx, v.Name, plan, version); err != nil {
+		return err
+	}
+	if v.Schedule != "" {
+		return s.sched.Schedule(v.Name, v.Schedule)
+	}
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Run serves until ctx is cancelled, then stops taking requests, lets
+// running requests finish and stops every component.
+func (s *Server) Run(ctx context.Context) error {
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for name, run := range map[string]func(context.Context) error{
+		"speedlayer": s.speed.Run, "scheduler": s.sched.Run, "sqlgateway": s.gateway.Run,
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(bg); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.http.Serve(s.listener) }()
+	s.logger.Info("duet serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = err
+	case runErr = <-errc:
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(shutCtx); err != nil {
+		s.logger.Warn("http shutdown", "err", err)
+	}
+	stop()
+	wg.Wait()
+	s.closeStores()
+	s.logger.Info("duet stopped")
+	return runErr
+}
+
+func (s *Server) closeStores() {
+	if s.db != nil {
+		s.db.Close()
+	}
+	if s.cat != nil {
+		s.cat.Close()
+	}
+	if s.listener != nil {
+		s.listener.Close()
+	}
+}

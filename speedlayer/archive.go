@@ -1,0 +1,224 @@
+package speedlayer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/duet-analytics/duet/dataset"
+	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/internal/engine"
+)
+
+// ArchiveName is the object name of the archive file holding a dataset's
+// records of offsets [first, end) whose time falls on day dt. Names are a
+// function of the range, so re-archiving after a crash overwrites, never duplicates.
+func ArchiveName(ds, dt string, first, end int64) string {
+	return fmt.Sprintf("raw/%s/dt=%s/%020d-%020d.parquet", ds, dt, first, end-1)
+}
+
+// archivePending archives sealed segments in offset order.
+func (l *Layer) archivePending(ctx context.Context, ds *datasetState) (int, error) {
+	ds.archiving.Lock()
+	defer ds.archiving.Unlock()
+	n := 0
+	for {
+		ds.mu.Lock()
+		seg := ds.segments[0]
+		sealed := seg.sealed
+		ds.mu.Unlock()
+		if !sealed {
+			return n, nil
+		}
+		if err := l.archiveSegment(ctx, ds, seg); err != nil {
+			return n, fmt.Errorf("archive segment %d-%d of %q: %w", seg.first, seg.end, ds.spec.Name, err)
+		}
+		n++
+	}
+}
+
+// archiveSegment writes the segment's records as one Parquet file per day,
+// records them in the catalog (the commit point), then swaps the raw view to
+// the archive and drops the rows from the speed table in one engine
+// transaction, and only then truncates the log.
+func (l *Layer) archiveSegment(ctx context.Context, ds *datasetState, seg *segment) error {
+	days, err := l.segmentDays(ctx, ds, seg)
+	if err != nil {
+		return err
+	}
+	files := make([]catalog.ArchiveFile, 0, len(days))
+	for _, dt := range days {
+		f, err := l.writeArchiveFile(ctx, ds, seg, dt)
+		if err != nil {
+			return fmt.Errorf("day %s: %w", dt, err)
+		}
+		files = append(files, f)
+	}
+	if err := l.cat.RecordArchive(ctx, files); err != nil {
+		return fmt.Errorf("record in catalog: %w", err)
+	}
+
+	ds.mu.Lock()
+	err = func() error {
+		all := append(append([]catalog.ArchiveFile(nil), ds.archive...), files...)
+		tx, err := ds.conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := ds.defineRaw(ctx, tx, all); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE __seg = %d", ds.rawTable(), seg.first)); err != nil {
+			return fmt.Errorf("drop archived rows: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		ds.archive = all
+		ds.segments = ds.segments[1:]
+		return nil
+	}()
+	ds.mu.Unlock()
+	if err != nil {
+		// The catalog already holds the files; a restart rebuilds from it.
+		ds.mu.Lock()
+		ds.broken = err
+		ds.mu.Unlock()
+		return err
+	}
+	if err := ds.log.TruncateBefore(seg.end); err != nil {
+		l.logger.Warn("truncate log after archive; retried at next archive", "dataset", ds.spec.Name, "err", err)
+	}
+	l.metrics.archived.Inc()
+	l.logger.Debug("segment archived", "dataset", ds.spec.Name, "first", seg.first, "end", seg.end, "files", len(files))
+	return nil
+}
+
+func (l *Layer) segmentDays(ctx context.Context, ds *datasetState, seg *segment) ([]string, error) {
+	tc := dataset.QuoteIdent(ds.spec.TimeColumn)
+	rows, err := l.db.QueryContext(ctx, fmt.Sprintf(
+		"SELECT DISTINCT strftime(CAST(%s AS DATE), '%%Y-%%m-%%d') AS dt FROM %s WHERE __seg = %d ORDER BY dt",
+		tc, ds.rawTable(), seg.first))
+	if err != nil {
+		return nil, fmt.Errorf("list days: %w", err)
+	}
+	defer rows.Close()
+	var days []string
+	for rows.Next() {
+		var dt string
+		if err := rows.Scan(&dt); err != nil {
+			return nil, err
+		}
+		days = append(days, dt)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(days) == 0 {
+		return nil, fmt.Errorf("segment has no rows in the engine")
+	}
+	return days, nil
+}
+
+func (l *Layer) writeArchiveFile(ctx context.Context, ds *datasetState, seg *segment, dt string) (catalog.ArchiveFile, error) {
+	name := ArchiveName(ds.spec.Name, dt, seg.first, seg.end)
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return catalog.ArchiveFile{}, err
+	}
+	defer conn.Close()
+	ar, err := engine.Arrow(conn)
+	if err != nil {
+		return catalog.ArchiveFile{}, err
+	}
+	rr, err := ar.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE __seg = %d AND CAST(%s AS DATE) = DATE '%s'",
+		ds.columnList(), ds.rawTable(), seg.first, dataset.QuoteIdent(ds.spec.TimeColumn), dt))
+	if err != nil {
+		return catalog.ArchiveFile{}, fmt.Errorf("read segment rows: %w", err)
+	}
+	defer rr.Release()
+
+	if err := os.MkdirAll(l.cfg.ScratchDir, 0o755); err != nil {
+		return catalog.ArchiveFile{}, err
+	}
+	tmp, err := os.CreateTemp(l.cfg.ScratchDir, "archive-*.parquet")
+	if err != nil {
+		return catalog.ArchiveFile{}, err
+	}
+	defer os.Remove(tmp.Name())
+	// The Parquet writer closes the file it writes.
+	rows, err := writeParquet(tmp, rr)
+	if err != nil {
+		return catalog.ArchiveFile{}, fmt.Errorf("write parquet: %w", err)
+	}
+	f, err := os.Open(tmp.Name())
+	if err != nil {
+		return catalog.ArchiveFile{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return catalog.ArchiveFile{}, err
+	}
+	if err := l.bucket.Upload(ctx, name, f); err != nil {
+		return catalog.ArchiveFile{}, fmt.Errorf("upload %s: %w", name, err)
+	}
+	size := st.Size()
+	return catalog.ArchiveFile{
+		Dataset: ds.spec.Name, Path: name, Partition: "dt=" + dt,
+		First: seg.first, End: seg.end, Rows: rows, Bytes: size, CreatedAt: time.Now().UTC(),
+	}, nil
+}
+
+// writeParquet writes the reader's records as ZSTD Parquet with statistics and
+// row groups of up to a million rows, as other Parquet readers expect.
+func writeParquet(f *os.File, rr array.RecordReader) (int64, error) {
+	defer f.Close() // harmless after the writer closed it
+	props := parquet.NewWriterProperties(
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithStats(true),
+		parquet.WithMaxRowGroupLength(1<<20),
+	)
+	w, err := pqarrow.NewFileWriter(rr.Schema(), f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		return 0, err
+	}
+	var rows int64
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		if err := w.WriteBuffered(rec); err != nil {
+			w.Close()
+			return 0, err
+		}
+		rows += rec.NumRows()
+	}
+	if err := rr.Err(); err != nil {
+		w.Close()
+		return 0, err
+	}
+	if err := w.Close(); err != nil {
+		return 0, err
+	}
+	return rows, nil
+}
+
+// archivedPaths returns the local paths of archive files, for read_parquet.
+func (l *Layer) localPaths(names []string) ([]string, error) {
+	out := make([]string, len(names))
+	for i, n := range names {
+		p, err := l.files.LocalPath(n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = filepath.Clean(p)
+	}
+	return out, nil
+}

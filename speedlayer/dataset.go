@@ -1,0 +1,292 @@
+package speedlayer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/duet-analytics/duet/dataset"
+	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/internal/engine"
+	"github.com/duet-analytics/duet/internal/eventlog"
+)
+
+// segment is a range of log offsets [first, end). Only the last segment of a
+// dataset is open; log files are rolled at the same boundaries.
+type segment struct {
+	first, end int64
+	sealed     bool
+	// arrived is when its first record was accepted (since this process started).
+	arrived time.Time
+}
+
+func (s *segment) records() int64 { return s.end - s.first }
+
+type datasetState struct {
+	l    *Layer
+	spec dataset.Spec
+	log  *eventlog.Log
+
+	// archiving serialises archive passes; mu is never held across uploads.
+	archiving sync.Mutex
+
+	mu sync.Mutex
+	// conn is the dataset's writer: every change to its engine tables goes
+	// through it under mu, so the dataset's changes are serialised.
+	conn     *sql.Conn
+	ar       *duckdb.Arrow
+	segments []*segment // unarchived, in offset order; the last one is open
+	archive  []catalog.ArchiveFile
+	views    []*viewState
+	seq      int64
+	broken   error
+}
+
+func (ds *datasetState) rawTable() string {
+	return engine.Table(engine.InternalSchema, "raw__"+ds.spec.Name)
+}
+
+func (ds *datasetState) columnList() string {
+	names := make([]string, len(ds.spec.Columns))
+	for i, c := range ds.spec.Columns {
+		names[i] = dataset.QuoteIdent(c.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (ds *datasetState) open() *segment { return ds.segments[len(ds.segments)-1] }
+
+func (ds *datasetState) archivedEnd() int64 {
+	var end int64
+	for _, f := range ds.archive {
+		end = max(end, f.End)
+	}
+	return end
+}
+
+// AddDataset opens the dataset's log and rebuilds its speed state: archived
+// offsets come from the catalog, everything after them is replayed from the log.
+func (l *Layer) AddDataset(ctx context.Context, spec dataset.Spec) error {
+	archive, err := l.cat.ArchiveFiles(ctx, spec.Name)
+	if err != nil {
+		return fmt.Errorf("dataset %q: read archive: %w", spec.Name, err)
+	}
+	log, err := eventlog.Open(filepath.Join(l.cfg.LogDir, spec.Name), spec.ArrowSchema(), eventlog.Config{NoSync: l.cfg.NoSync}, l.logger.With("dataset", spec.Name))
+	if err != nil {
+		return fmt.Errorf("dataset %q: open log: %w", spec.Name, err)
+	}
+	ds := &datasetState{l: l, spec: spec, log: log, archive: archive}
+	if err := l.recover(ctx, ds); err != nil {
+		log.Close()
+		if ds.conn != nil {
+			ds.conn.Close()
+		}
+		return fmt.Errorf("dataset %q: %w", spec.Name, err)
+	}
+	l.mu.Lock()
+	l.datasets[spec.Name] = ds
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *Layer) recover(ctx context.Context, ds *datasetState) error {
+	archived := ds.archivedEnd()
+	if end := ds.log.EndOffset(); end < archived {
+		return fmt.Errorf("event log ends at offset %d but the archive holds offsets up to %d: the log directory was lost or replaced", end, archived)
+	}
+	// A crash after archiving but before truncating leaves covered log files.
+	if err := ds.log.TruncateBefore(archived); err != nil {
+		return fmt.Errorf("truncate log: %w", err)
+	}
+	now := time.Now()
+	for _, s := range ds.log.Segments() {
+		if s.End <= archived {
+			continue
+		}
+		if s.First < archived {
+			return fmt.Errorf("log segment [%d,%d) straddles the archived offset %d", s.First, s.End, archived)
+		}
+		ds.segments = append(ds.segments, &segment{first: s.First, end: s.End, sealed: true, arrived: now})
+	}
+	if n := len(ds.segments); n == 0 || ds.segments[n-1].end != ds.log.EndOffset() {
+		ds.segments = append(ds.segments, &segment{first: ds.log.EndOffset(), end: ds.log.EndOffset()})
+	} else {
+		ds.segments[n-1].sealed = false
+	}
+	if ds.open().records() == 0 {
+		ds.open().arrived = time.Time{}
+	}
+
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("engine connection: %w", err)
+	}
+	ds.conn = conn
+	// Micro-batches are registered outside duet's catalog (see engine.ScratchSchema).
+	if _, err := conn.ExecContext(ctx, "USE "+engine.ScratchSchema); err != nil {
+		return fmt.Errorf("engine scratch schema: %w", err)
+	}
+	if ds.ar, err = engine.Arrow(conn); err != nil {
+		return err
+	}
+	cols := make([]string, 0, len(ds.spec.Columns)+1)
+	cols = append(cols, "__seg BIGINT NOT NULL")
+	for _, c := range ds.spec.Columns {
+		cols = append(cols, dataset.QuoteIdent(c.Name)+" "+c.Type.DuckDBType())
+	}
+	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TABLE "+ds.rawTable()+" ("+strings.Join(cols, ", ")+")"); err != nil {
+		return fmt.Errorf("create speed table: %w", err)
+	}
+	err = ds.log.Replay(archived, func(first int64, rec arrow.RecordBatch) error {
+		return ds.apply(ctx, ds.segmentOf(first).first, rec, true)
+	})
+	if err != nil {
+		return fmt.Errorf("replay log from offset %d: %w", archived, err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := ds.defineRaw(ctx, tx, ds.archive); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (ds *datasetState) segmentOf(off int64) *segment {
+	for _, s := range ds.segments {
+		if off >= s.first && (off < s.end || !s.sealed) {
+			return s
+		}
+	}
+	return ds.open()
+}
+
+func (ds *datasetState) defineRaw(ctx context.Context, tx *sql.Tx, archive []catalog.ArchiveFile) error {
+	q, err := ds.l.merger.RawSQL(&ds.spec, archive, ds.rawTable())
+	if err != nil {
+		return fmt.Errorf("raw view: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+engine.Table(engine.RawSchema, ds.spec.Name)+" AS "+q); err != nil {
+		return fmt.Errorf("define raw view: %w", err)
+	}
+	return nil
+}
+
+// Ingest makes rec durable in the dataset's log and visible in every merged
+// view, and returns the offset of its first row. Once Ingest returns without
+// error the records are acknowledged: they survive crashes and restarts.
+func (l *Layer) Ingest(ctx context.Context, name string, rec arrow.RecordBatch) (int64, error) {
+	ds, err := l.dataset(name)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.broken != nil {
+		return 0, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, ds.broken)
+	}
+	if ds.open().records() >= l.cfg.SegmentMaxRecords {
+		if err := ds.sealLocked(); err != nil {
+			return 0, err
+		}
+	}
+	seg := ds.open()
+	first, err := ds.log.Append(rec)
+	if err != nil {
+		return 0, fmt.Errorf("dataset %q: append to log: %w", name, err)
+	}
+	if seg.records() == 0 {
+		seg.arrived = time.Now()
+	}
+	if err := ds.apply(ctx, seg.first, rec, false); err != nil {
+		// The records are durable but not visible: refuse more until a
+		// restart replays the log, rather than serve answers missing them.
+		ds.broken = err
+		l.logger.Error("speed layer diverged from log; restart to recover", "dataset", name, "err", err)
+		return 0, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, err)
+	}
+	seg.end = first + rec.NumRows()
+	l.metrics.records.WithLabelValues(name).Add(float64(rec.NumRows()))
+	l.metrics.applySeconds.Observe(time.Since(start).Seconds())
+	return first, nil
+}
+
+// apply folds one micro-batch into the raw table and, unless rawOnly, into
+// every view's partials, in one engine transaction. Each consumer gets its own
+// registration because an Arrow stream can be scanned only once.
+func (ds *datasetState) apply(ctx context.Context, seg int64, rec arrow.RecordBatch, rawOnly bool) error {
+	consumers := 1
+	if !rawOnly {
+		consumers += len(ds.views)
+	}
+	names := make([]string, consumers)
+	for i := range names {
+		ds.seq++
+		names[i] = fmt.Sprintf("mb_%s_%d", ds.spec.Name, ds.seq)
+		rr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+		if err != nil {
+			return err
+		}
+		release, err := ds.ar.RegisterView(rr, names[i])
+		if err != nil {
+			rr.Release()
+			return fmt.Errorf("register micro-batch: %w", err)
+		}
+		defer func() { release(); rr.Release() }()
+	}
+	tx, err := ds.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	src := func(i int) string { return engine.ScratchSchema + "." + dataset.QuoteIdent(names[i]) }
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, %s FROM %s", ds.rawTable(), seg, ds.columnList(), src(0))); err != nil {
+		return fmt.Errorf("insert micro-batch: %w", err)
+	}
+	if !rawOnly {
+		for i, v := range ds.views {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), seg, v.plan.PartialSQL(src(i+1)))); err != nil {
+				return fmt.Errorf("view %q partials: %w", v.name, err)
+			}
+		}
+	}
+	return tx.Commit()
+}
+
+// sealLocked closes the open segment (when it holds records) and rolls the log
+// at the same offset, so log files and segments share boundaries.
+func (ds *datasetState) sealLocked() error {
+	open := ds.open()
+	if open.records() == 0 {
+		return nil
+	}
+	if err := ds.log.Roll(); err != nil {
+		return fmt.Errorf("dataset %q: roll log at offset %d: %w", ds.spec.Name, open.end, err)
+	}
+	open.sealed = true
+	ds.segments = append(ds.segments, &segment{first: open.end, end: open.end})
+	ds.l.wake()
+	return nil
+}
+
+func (ds *datasetState) sealIfOld(now time.Time) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	open := ds.open()
+	if open.records() > 0 && !open.arrived.IsZero() && now.Sub(open.arrived) >= ds.l.cfg.SegmentMaxAge {
+		if err := ds.sealLocked(); err != nil {
+			ds.l.logger.Error("seal segment", "dataset", ds.spec.Name, "err", err)
+		}
+	}
+}

@@ -1,0 +1,274 @@
+// Package speedlayer holds the records the batch layer has not covered yet.
+//
+// Each dataset's accepted records go to its durable log and, as Arrow
+// micro-batches, into the engine: the raw rows of unarchived segments, and per
+// view the partial aggregates of every segment its batch version does not
+// cover. Segments are ranges of log offsets [first, end); a sealed segment is
+// archived to the master dataset as Parquet, and a view's segments are dropped
+// whole when a batch version covering them is published. Every handoff is one
+// engine transaction that also redefines the user-visible view, so a query
+// sees either the state before or after it, never a gap or an overlap.
+package speedlayer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/duet-analytics/duet/dataset"
+	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/internal/viewsql"
+)
+
+var (
+	// ErrUnknownDataset is returned for a dataset the layer does not hold.
+	ErrUnknownDataset = errors.New("unknown dataset")
+	// ErrUnknownView is returned for a view the layer does not hold.
+	ErrUnknownView = errors.New("unknown view")
+	// ErrUnavailable means the dataset cannot accept records until the
+	// server restarts and recovers it from its log.
+	ErrUnavailable = errors.New("dataset unavailable")
+)
+
+// Catalog is the metadata the speed layer reads and writes.
+type Catalog interface {
+	ArchiveFiles(ctx context.Context, dataset string) ([]catalog.ArchiveFile, error)
+	RecordArchive(ctx context.Context, files []catalog.ArchiveFile) error
+}
+
+// Bucket receives archive files.
+type Bucket interface {
+	Upload(ctx context.Context, name string, r io.Reader) error
+}
+
+// Files resolves object names to files the engine can read.
+type Files interface {
+	LocalPath(name string) (string, error)
+}
+
+// Merger renders the user-visible views: a dataset's raw table over its
+// archive plus the speed layer's unarchived rows, and a view's final form over
+// its batch partials plus the speed layer's partials.
+type Merger interface {
+	RawSQL(spec *dataset.Spec, archive []catalog.ArchiveFile, speedTable string) (string, error)
+	ViewSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedTable string) (string, error)
+}
+
+// Config tunes segment sizes and the background loop.
+type Config struct {
+	// LogDir holds one event log directory per dataset.
+	LogDir string `yaml:"log_dir"`
+	// ScratchDir stages archive files before upload.
+	ScratchDir string `yaml:"scratch_dir"`
+	// SegmentMaxRecords seals a segment once it holds this many records.
+	SegmentMaxRecords int64 `yaml:"segment_max_records"`
+	// SegmentMaxAge seals a non-empty segment this long after its first record.
+	SegmentMaxAge time.Duration `yaml:"segment_max_age"`
+	// TickInterval is how often the background loop looks for work.
+	TickInterval time.Duration `yaml:"tick_interval"`
+	// NoSync skips fsync in the log; benchmarks only.
+	NoSync bool `yaml:"-"`
+}
+
+// DefaultConfig holds the defaults Validate fills in.
+func DefaultConfig() Config {
+	return Config{SegmentMaxRecords: 100_000, SegmentMaxAge: 30 * time.Second, TickInterval: 200 * time.Millisecond}
+}
+
+// Validate fills defaults and names a bad field.
+func (c *Config) Validate() error {
+	d := DefaultConfig()
+	if c.LogDir == "" {
+		return errors.New("speedlayer.log_dir: required")
+	}
+	if c.ScratchDir == "" {
+		return errors.New("speedlayer.scratch_dir: required")
+	}
+	if c.SegmentMaxRecords == 0 {
+		c.SegmentMaxRecords = d.SegmentMaxRecords
+	}
+	if c.SegmentMaxAge == 0 {
+		c.SegmentMaxAge = d.SegmentMaxAge
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = d.TickInterval
+	}
+	if c.SegmentMaxRecords < 0 {
+		return fmt.Errorf("speedlayer.segment_max_records: must be positive, got %d", c.SegmentMaxRecords)
+	}
+	if c.SegmentMaxAge < 0 || c.TickInterval < 0 {
+		return errors.New("speedlayer: durations must be positive")
+	}
+	return nil
+}
+
+// Layer is the speed layer of all datasets of one server.
+type Layer struct {
+	cfg     Config
+	db      *sql.DB
+	cat     Catalog
+	bucket  Bucket
+	files   Files
+	merger  Merger
+	logger  *slog.Logger
+	metrics *metrics
+
+	kick chan struct{}
+
+	mu       sync.RWMutex
+	datasets map[string]*datasetState
+	views    map[string]*viewState
+}
+
+// New creates an empty layer; AddDataset and AddView load its state.
+func New(cfg Config, db *sql.DB, cat Catalog, bucket Bucket, files Files, merger Merger, logger *slog.Logger, reg prometheus.Registerer) (*Layer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Layer{
+		cfg: cfg, db: db, cat: cat, bucket: bucket, files: files, merger: merger,
+		logger: logger, metrics: newMetrics(reg),
+		kick:     make(chan struct{}, 1),
+		datasets: map[string]*datasetState{},
+		views:    map[string]*viewState{},
+	}, nil
+}
+
+func (l *Layer) dataset(name string) (*datasetState, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ds, ok := l.datasets[name]
+	if !ok {
+		return nil, fmt.Errorf("dataset %q: %w", name, ErrUnknownDataset)
+	}
+	return ds, nil
+}
+
+func (l *Layer) view(name string) (*viewState, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	v, ok := l.views[name]
+	if !ok {
+		return nil, fmt.Errorf("view %q: %w", name, ErrUnknownView)
+	}
+	return v, nil
+}
+
+func (l *Layer) allDatasets() []*datasetState {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]*datasetState, 0, len(l.datasets))
+	for _, ds := range l.datasets {
+		out = append(out, ds)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].spec.Name < out[j].spec.Name })
+	return out
+}
+
+// Run seals segments that reached their age and archives sealed segments
+// until ctx is cancelled; then it closes every dataset's log.
+func (l *Layer) Run(ctx context.Context) error {
+	t := time.NewTicker(l.cfg.TickInterval)
+	defer t.Stop()
+	defer l.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-l.kick:
+		}
+		for _, ds := range l.allDatasets() {
+			ds.sealIfOld(time.Now())
+			if _, err := l.archivePending(ctx, ds); err != nil && ctx.Err() == nil {
+				l.logger.Error("archive failed; will retry", "dataset", ds.spec.Name, "err", err)
+				l.metrics.archiveFailures.Inc()
+			}
+		}
+	}
+}
+
+func (l *Layer) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush seals the dataset's open segment and archives every sealed segment,
+// so that a batch build started now covers every record accepted before.
+func (l *Layer) Flush(ctx context.Context, name string) error {
+	ds, err := l.dataset(name)
+	if err != nil {
+		return err
+	}
+	ds.mu.Lock()
+	ds.sealLocked()
+	ds.mu.Unlock()
+	_, err = l.archivePending(ctx, ds)
+	return err
+}
+
+func (l *Layer) close() {
+	for _, ds := range l.allDatasets() {
+		ds.mu.Lock()
+		if err := ds.log.Close(); err != nil {
+			l.logger.Error("close log", "dataset", ds.spec.Name, "err", err)
+		}
+		ds.conn.Close()
+		ds.mu.Unlock()
+	}
+}
+
+// Healthy reports the first dataset that cannot accept records.
+func (l *Layer) Healthy() error {
+	for _, ds := range l.allDatasets() {
+		ds.mu.Lock()
+		err := ds.broken
+		ds.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("dataset %q: %w", ds.spec.Name, err)
+		}
+	}
+	return nil
+}
+
+type metrics struct {
+	records         *prometheus.CounterVec
+	applySeconds    prometheus.Histogram
+	archived        prometheus.Counter
+	archiveFailures prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "duet_speedlayer_records_total", Help: "Records accepted into the speed layer.",
+		}, []string{"dataset"}),
+		applySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "duet_speedlayer_apply_seconds", Help: "Time to fold one micro-batch into the speed layer.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		archived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "duet_speedlayer_segments_archived_total", Help: "Segments archived to the master dataset.",
+		}),
+		archiveFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "duet_speedlayer_archive_failures_total", Help: "Failed archive attempts (retried).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.records, m.applySeconds, m.archived, m.archiveFailures)
+	}
+	return m
+}

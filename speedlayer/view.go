@@ -1,0 +1,288 @@
+package speedlayer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/duet-analytics/duet/dataset"
+	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/internal/engine"
+	"github.com/duet-analytics/duet/internal/viewsql"
+)
+
+type viewState struct {
+	name string
+	ds   *datasetState
+	plan *viewsql.Plan
+	// version is the published batch version (nil before the first build);
+	// the partial table holds exactly the segments at or after its Covered offset.
+	version *catalog.ViewVersion
+}
+
+func (v *viewState) partialTable() string {
+	return engine.Table(engine.InternalSchema, "partial__"+v.name)
+}
+
+func (v *viewState) covered() int64 {
+	if v.version == nil {
+		return 0
+	}
+	return v.version.Covered
+}
+
+// AddView starts maintaining a view: its partials for every offset its batch
+// version (nil before the first build) does not cover, and its merged view.
+func (l *Layer) AddView(ctx context.Context, name string, plan *viewsql.Plan, version *catalog.ViewVersion) error {
+	ds, err := l.dataset(plan.Dataset)
+	if err != nil {
+		return fmt.Errorf("view %q: %w", name, err)
+	}
+	v := &viewState{name: name, ds: ds, plan: plan, version: version}
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	cols := []string{"__seg BIGINT NOT NULL"}
+	for _, c := range plan.Partial {
+		cols = append(cols, dataset.QuoteIdent(c.Name)+" "+c.Type)
+	}
+	if _, err := ds.conn.ExecContext(ctx, "CREATE OR REPLACE TABLE "+v.partialTable()+" ("+strings.Join(cols, ", ")+")"); err != nil {
+		return fmt.Errorf("view %q: create partial table: %w", name, err)
+	}
+	tx, err := ds.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := l.fillPartials(ctx, tx, v, v.covered()); err != nil {
+		return fmt.Errorf("view %q: %w", name, err)
+	}
+	if err := l.defineView(ctx, tx, v); err != nil {
+		return fmt.Errorf("view %q: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	ds.views = append(ds.views, v)
+	l.mu.Lock()
+	l.views[name] = v
+	l.mu.Unlock()
+	return nil
+}
+
+// fillPartials computes the view's partials for every segment from offset
+// `from` on: archived segments from their Parquet files, unarchived ones from
+// the speed table. Called with ds.mu held.
+func (l *Layer) fillPartials(ctx context.Context, tx *sql.Tx, v *viewState, from int64) error {
+	for _, r := range archivedRanges(v.ds.archive, from) {
+		paths, err := l.localPaths(r.names)
+		if err != nil {
+			return err
+		}
+		src := "read_parquet(" + sqlList(paths) + ")"
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), r.first, v.plan.PartialSQL(src))); err != nil {
+			return fmt.Errorf("partials of archived offsets %d-%d: %w", r.first, r.end, err)
+		}
+	}
+	for _, s := range v.ds.segments {
+		if s.first < from || s.records() == 0 {
+			continue
+		}
+		src := fmt.Sprintf("(SELECT %s FROM %s WHERE __seg = %d)", v.ds.columnList(), v.ds.rawTable(), s.first)
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), s.first, v.plan.PartialSQL(src))); err != nil {
+			return fmt.Errorf("partials of offsets %d-%d: %w", s.first, s.end, err)
+		}
+	}
+	return nil
+}
+
+func (l *Layer) defineView(ctx context.Context, tx *sql.Tx, v *viewState) error {
+	var files []catalog.VersionFile
+	if v.version != nil {
+		files = v.version.Files
+	}
+	q, err := l.merger.ViewSQL(v.plan, files, v.partialTable())
+	if err != nil {
+		return fmt.Errorf("merged view: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+engine.Table(engine.ViewsSchema, v.name)+" AS "+q); err != nil {
+		return fmt.Errorf("define merged view: %w", err)
+	}
+	return nil
+}
+
+// Publish hands offsets below version.Covered over to the batch layer: in one
+// engine transaction the merged view switches to the version's files and the
+// partials it covers are dropped. A version covering less than the current
+// one (a rollback) recomputes the partials it no longer covers.
+func (l *Layer) Publish(ctx context.Context, name string, version catalog.ViewVersion) error {
+	v, err := l.view(name)
+	if err != nil {
+		return err
+	}
+	ds := v.ds
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	tx, err := ds.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	old := v.covered()
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE __seg < %d", v.partialTable(), max(old, version.Covered))); err != nil {
+		return fmt.Errorf("view %q: drop covered partials: %w", name, err)
+	}
+	if version.Covered < old {
+		if err := l.fillPartialsBetween(ctx, tx, v, version.Covered, old); err != nil {
+			return fmt.Errorf("view %q: %w", name, err)
+		}
+	}
+	prev := v.version
+	v.version = &version
+	if err := l.defineView(ctx, tx, v); err != nil {
+		v.version = prev
+		return fmt.Errorf("view %q: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		v.version = prev
+		return fmt.Errorf("view %q: commit handoff: %w", name, err)
+	}
+	return nil
+}
+
+// fillPartialsBetween recomputes archived partials in [from, to).
+func (l *Layer) fillPartialsBetween(ctx context.Context, tx *sql.Tx, v *viewState, from, to int64) error {
+	for _, r := range archivedRanges(v.ds.archive, from) {
+		if r.first >= to {
+			break
+		}
+		paths, err := l.localPaths(r.names)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), r.first, v.plan.PartialSQL("read_parquet("+sqlList(paths)+")"))); err != nil {
+			return fmt.Errorf("partials of archived offsets %d-%d: %w", r.first, r.end, err)
+		}
+	}
+	return nil
+}
+
+type offsetRange struct {
+	first, end int64
+	names      []string
+}
+
+// archivedRanges groups archive files by offset range (one range per
+// segment, one file per day), in order, keeping ranges starting at or after from.
+func archivedRanges(files []catalog.ArchiveFile, from int64) []offsetRange {
+	byFirst := map[int64]*offsetRange{}
+	for _, f := range files {
+		if f.First < from {
+			continue
+		}
+		r, ok := byFirst[f.First]
+		if !ok {
+			r = &offsetRange{first: f.First, end: f.End}
+			byFirst[f.First] = r
+		}
+		r.names = append(r.names, f.Path)
+	}
+	out := make([]offsetRange, 0, len(byFirst))
+	for _, r := range byFirst {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].first < out[j].first })
+	return out
+}
+
+func sqlList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = dataset.QuoteString(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// SegmentStatus is one range of offsets the speed layer holds for a view.
+type SegmentStatus struct {
+	First, End int64
+	Sealed     bool
+	Archived   bool
+}
+
+// ViewStatus says what a view's merged answer is made of, and how fresh it is.
+type ViewStatus struct {
+	Version    *catalog.ViewVersion
+	FromOffset int64 // the speed layer supplies offsets >= FromOffset
+	LogEnd     int64
+	Segments   []SegmentStatus
+	LagRecords int64
+	LagMillis  int64
+}
+
+// ViewStatus reports the view's batch version, speed segments and lag.
+func (l *Layer) ViewStatus(name string, now time.Time) (ViewStatus, error) {
+	v, err := l.view(name)
+	if err != nil {
+		return ViewStatus{}, err
+	}
+	ds := v.ds
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	st := ViewStatus{FromOffset: v.covered(), LogEnd: ds.open().end}
+	if v.version != nil {
+		cp := *v.version
+		st.Version = &cp
+	}
+	var oldest time.Time
+	for _, f := range ds.archive {
+		if f.First >= st.FromOffset && (oldest.IsZero() || f.CreatedAt.Before(oldest)) {
+			oldest = f.CreatedAt
+		}
+	}
+	for _, r := range archivedRanges(ds.archive, st.FromOffset) {
+		st.Segments = append(st.Segments, SegmentStatus{First: r.first, End: r.end, Sealed: true, Archived: true})
+	}
+	for _, s := range ds.segments {
+		if s.records() == 0 {
+			continue
+		}
+		st.Segments = append(st.Segments, SegmentStatus{First: s.first, End: s.end, Sealed: s.sealed})
+		if oldest.IsZero() || (!s.arrived.IsZero() && s.arrived.Before(oldest)) {
+			oldest = s.arrived
+		}
+	}
+	st.LagRecords = st.LogEnd - st.FromOffset
+	if st.LagRecords > 0 && !oldest.IsZero() {
+		st.LagMillis = now.Sub(oldest).Milliseconds()
+	}
+	return st, nil
+}
+
+// DatasetStatus describes a dataset's log and archive.
+type DatasetStatus struct {
+	LogEnd, ArchivedEnd int64
+	ArchiveFiles        int
+}
+
+// DatasetStatus reports a dataset's log end and archived offset.
+func (l *Layer) DatasetStatus(name string) (DatasetStatus, error) {
+	ds, err := l.dataset(name)
+	if err != nil {
+		return DatasetStatus{}, err
+	}
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	return DatasetStatus{LogEnd: ds.open().end, ArchivedEnd: ds.archivedEnd(), ArchiveFiles: len(ds.archive)}, nil
+}
+
+// Plan returns the analysed SQL of a view the layer maintains.
+func (l *Layer) Plan(name string) (*viewsql.Plan, error) {
+	v, err := l.view(name)
+	if err != nil {
+		return nil, err
+	}
+	return v.plan, nil
+}
