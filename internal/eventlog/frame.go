@@ -1,0 +1,145 @@
+package eventlog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// A frame is one appended record batch:
+//
+//	magic   uint32  frameMagic
+//	length  uint32  payload bytes
+//	crc     uint32  CRC-32C over rows, first and the payload
+//	rows    uint32  rows in the batch (> 0)
+//	first   int64   offset of the batch's row 0
+//	payload         the batch as an Arrow IPC stream (schema, one batch, EOS)
+//
+// All integers are little endian. The CRC covers the header's rows and first
+// fields as well as the payload, so a damaged header cannot shift offsets
+// silently.
+const (
+	frameMagic     uint32 = 0x314C5744 // "DWL1" little endian; the digit is the format version
+	frameHeaderLen        = 24
+	// maxPayload bounds one frame; it keeps a damaged length field from asking
+	// for an absurd allocation and fits the uint32 length.
+	maxPayload = math.MaxUint32
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type frameHeader struct {
+	length uint32
+	crc    uint32
+	rows   uint32
+	first  int64
+}
+
+func frameCRC(hdr []byte, payload []byte) uint32 {
+	c := crc32.Update(0, castagnoli, hdr[12:frameHeaderLen])
+	return crc32.Update(c, castagnoli, payload)
+}
+
+// encodeFrame appends rec as a frame to buf (reset first).
+func encodeFrame(buf *bytes.Buffer, schema *arrow.Schema, mem memory.Allocator, rec arrow.RecordBatch, first int64) error {
+	buf.Reset()
+	buf.Write(make([]byte, frameHeaderLen))
+	w := ipc.NewWriter(buf, ipc.WithSchema(schema), ipc.WithAllocator(mem))
+	if err := w.Write(rec); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("encode record batch: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("encode record batch: %w", err)
+	}
+	b := buf.Bytes()
+	payload := b[frameHeaderLen:]
+	if int64(len(payload)) > maxPayload {
+		return fmt.Errorf("record batch encodes to %d bytes, more than the %d a frame holds; append smaller batches", len(payload), int64(maxPayload))
+	}
+	binary.LittleEndian.PutUint32(b[0:], frameMagic)
+	binary.LittleEndian.PutUint32(b[4:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(b[12:], uint32(rec.NumRows()))
+	binary.LittleEndian.PutUint64(b[16:], uint64(first))
+	binary.LittleEndian.PutUint32(b[8:], frameCRC(b, payload))
+	return nil
+}
+
+// errBadFrame marks bytes that are not a whole, valid frame: a torn write at
+// the tail, or corruption.
+var errBadFrame = errors.New("bad frame")
+
+// readFrame reads the frame at the reader's position. remaining is the number
+// of bytes left in the segment from that position; a frame claiming more is
+// torn. wantFirst is the offset the frame must start at. buf is reused for the
+// payload when large enough. It returns io.EOF when remaining is 0.
+func readFrame(r io.Reader, remaining int64, wantFirst int64, buf []byte) (frameHeader, []byte, error) {
+	var h frameHeader
+	if remaining == 0 {
+		return h, buf, io.EOF
+	}
+	if remaining < frameHeaderLen {
+		return h, buf, fmt.Errorf("%w: %d bytes left, shorter than a frame header", errBadFrame, remaining)
+	}
+	var hdr [frameHeaderLen]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return h, buf, fmt.Errorf("read frame header: %w", err)
+	}
+	if m := binary.LittleEndian.Uint32(hdr[0:]); m != frameMagic {
+		return h, buf, fmt.Errorf("%w: magic %#08x, want %#08x", errBadFrame, m, frameMagic)
+	}
+	h.length = binary.LittleEndian.Uint32(hdr[4:])
+	h.crc = binary.LittleEndian.Uint32(hdr[8:])
+	h.rows = binary.LittleEndian.Uint32(hdr[12:])
+	h.first = int64(binary.LittleEndian.Uint64(hdr[16:]))
+	if int64(h.length) > remaining-frameHeaderLen {
+		return h, buf, fmt.Errorf("%w: payload of %d bytes but only %d left", errBadFrame, h.length, remaining-frameHeaderLen)
+	}
+	if cap(buf) < int(h.length) {
+		buf = make([]byte, h.length)
+	}
+	buf = buf[:h.length]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return h, buf, fmt.Errorf("read frame payload: %w", err)
+	}
+	if c := frameCRC(hdr[:], buf); c != h.crc {
+		return h, buf, fmt.Errorf("%w: checksum %#08x, want %#08x", errBadFrame, c, h.crc)
+	}
+	if h.rows == 0 {
+		return h, buf, fmt.Errorf("%w: frame holds 0 rows", errBadFrame)
+	}
+	if h.first != wantFirst {
+		return h, buf, fmt.Errorf("%w: frame starts at offset %d, want %d", errBadFrame, h.first, wantFirst)
+	}
+	return h, buf, nil
+}
+
+// decodePayload decodes a frame's payload into its record batch. The caller
+// releases the batch.
+func decodePayload(payload []byte, schema *arrow.Schema, mem memory.Allocator, rows uint32) (arrow.RecordBatch, error) {
+	rd, err := ipc.NewReader(bytes.NewReader(payload), ipc.WithSchema(schema), ipc.WithAllocator(mem))
+	if err != nil {
+		return nil, fmt.Errorf("decode record batch: %w", err)
+	}
+	defer rd.Release()
+	if !rd.Next() {
+		if err := rd.Err(); err != nil {
+			return nil, fmt.Errorf("decode record batch: %w", err)
+		}
+		return nil, fmt.Errorf("decode record batch: frame holds no batch")
+	}
+	rec := rd.RecordBatch()
+	if rec.NumRows() != int64(rows) {
+		return nil, fmt.Errorf("decode record batch: %d rows, frame header says %d", rec.NumRows(), rows)
+	}
+	rec.Retain()
+	return rec, nil
+}

@@ -1,0 +1,300 @@
+// Package eventlog is duet's built-in durable event log: one append-only,
+// segmented write-ahead log per dataset, addressed by offsets 0, 1, 2, ...
+// with one offset per row. Append returns only after the batch is fsynced, so
+// an acknowledged write survives a crash; Open recovers by dropping a torn
+// tail of the last segment (writes that were never acknowledged).
+//
+// Segments roll only when the caller says so (the speed layer rolls the log
+// when it seals a speed segment, so both share boundaries) and are deleted
+// whole by TruncateBefore once archived.
+package eventlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Errors callers may test for with errors.Is.
+var (
+	// ErrClosed is returned by every operation after Close.
+	ErrClosed = errors.New("event log is closed")
+	// ErrTruncated means a Replay asked for offsets already deleted by
+	// TruncateBefore; they must come from the archive instead.
+	ErrTruncated = errors.New("offsets were truncated from the event log")
+	// ErrOutOfRange means a Replay asked to start beyond the end of the log.
+	ErrOutOfRange = errors.New("offset is beyond the end of the event log")
+	// ErrCorrupt means a sealed part of the log failed validation; the log
+	// cannot be opened until the damaged segment is repaired or restored.
+	ErrCorrupt = errors.New("event log is corrupt")
+	// ErrFailed means an earlier write or fsync failed, so what is on disk is
+	// unknown; the log refuses further appends until it is reopened.
+	ErrFailed = errors.New("event log failed an earlier write; reopen it to recover")
+)
+
+// Config holds the log's optional settings.
+type Config struct {
+	// NoSync skips fsync; only for benchmarks. Default false (fsync every Append).
+	NoSync bool
+	// Allocator allocates decoded batches in Replay; nil means
+	// memory.DefaultAllocator.
+	Allocator memory.Allocator
+}
+
+// Validate checks the config. Every field's zero value is valid.
+func (c Config) Validate() error { return nil }
+
+// Segment is one segment file's offset range [First, End).
+type Segment struct {
+	First, End int64
+}
+
+// segment is a segment file as the log tracks it.
+type segment struct {
+	first, end int64
+	path       string
+	size       int64 // bytes of whole frames
+}
+
+// Log is one dataset's event log. Its methods are safe for concurrent use.
+type Log struct {
+	dir    string
+	schema *arrow.Schema
+	cfg    Config
+	mem    memory.Allocator
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	segs    []segment // in offset order; the active segment is last
+	active  *os.File  // open for appending; nil after Close
+	buf     bytes.Buffer
+	closed  bool
+	failErr error // sticky: the first failed write or fsync
+}
+
+// Open opens or creates the log in dir (one directory per dataset). schema is
+// the dataset's Arrow schema. See the package doc for how it recovers.
+func Open(dir string, schema *arrow.Schema, cfg Config, logger *slog.Logger) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if schema == nil {
+		return nil, fmt.Errorf("open event log %s: schema is required", dir)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	mem := cfg.Allocator
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	l := &Log{dir: dir, schema: schema, cfg: cfg, mem: mem, logger: logger.With("log_dir", dir)}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	segs, err := l.recoverSegments()
+	if err != nil {
+		return nil, fmt.Errorf("open event log %s: %w", dir, err)
+	}
+	if len(segs) == 0 {
+		// A fresh log: create the first segment now, so Segments always has
+		// an active segment and offsets are named on disk from the start.
+		if err := createSegment(dir, 0); err != nil {
+			return nil, fmt.Errorf("open event log %s: %w", dir, err)
+		}
+		segs = []segment{{first: 0, end: 0, path: segmentPath(dir, 0)}}
+	}
+	last := segs[len(segs)-1]
+	f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open event log segment %d: %w", last.first, err)
+	}
+	l.segs = segs
+	l.active = f
+	l.logger.Debug("event log opened", "segments", len(segs), "first_offset", segs[0].first, "end_offset", last.end)
+	return l, nil
+}
+
+// Append writes rec to the log and returns the offset of its first row; its
+// rows get offsets first..first+rows-1. The batch is durable on return unless
+// Config.NoSync is set. rec must have the log's column names and types.
+func (l *Log) Append(rec arrow.RecordBatch) (first int64, err error) {
+	if rec == nil || rec.NumRows() == 0 {
+		return 0, errors.New("append to event log: record batch has no rows")
+	}
+	if rec.NumRows() > maxRowsPerFrame {
+		return 0, fmt.Errorf("append to event log: %d rows in one batch, more than %d; split the batch", rec.NumRows(), int64(maxRowsPerFrame))
+	}
+	if err := l.checkSchema(rec.Schema()); err != nil {
+		return 0, fmt.Errorf("append to event log: %w", err)
+	}
+	// Carry the batch under the log's own schema, so nullability or metadata
+	// differences in the producer's schema do not reach the file.
+	rec = array.NewRecordBatch(l.schema, rec.Columns(), rec.NumRows())
+	defer rec.Release()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	seg := &l.segs[len(l.segs)-1]
+	first = seg.end
+	if err := encodeFrame(&l.buf, l.schema, l.mem, rec, first); err != nil {
+		return 0, fmt.Errorf("append to event log at offset %d: %w", first, err)
+	}
+	n, werr := l.active.Write(l.buf.Bytes())
+	if werr == nil && !l.cfg.NoSync {
+		werr = l.active.Sync()
+	}
+	if werr != nil {
+		// Undo a partial write so the file ends at a frame boundary; the
+		// state on disk is still uncertain after a failed fsync, so refuse
+		// further appends until a reopen re-validates the file.
+		if n > 0 {
+			_ = l.active.Truncate(seg.size)
+		}
+		l.failErr = fmt.Errorf("%w: append at offset %d to %s: %v", ErrFailed, first, seg.path, werr)
+		l.logger.Error("event log append failed", "offset", first, "err", werr)
+		return 0, fmt.Errorf("append to event log at offset %d: %w", first, werr)
+	}
+	seg.size += int64(n)
+	seg.end += rec.NumRows()
+	return first, nil
+}
+
+// maxRowsPerFrame is what the frame header's row count holds.
+const maxRowsPerFrame = 1<<32 - 1
+
+func (l *Log) checkSchema(s *arrow.Schema) error {
+	if s.NumFields() != l.schema.NumFields() {
+		return fmt.Errorf("record batch has %d columns, the log's schema has %d", s.NumFields(), l.schema.NumFields())
+	}
+	for i, f := range s.Fields() {
+		want := l.schema.Field(i)
+		if f.Name != want.Name || !arrow.TypeEqual(f.Type, want.Type) {
+			return fmt.Errorf("column %d is %s %s, the log's schema has %s %s", i, f.Name, f.Type, want.Name, want.Type)
+		}
+	}
+	return nil
+}
+
+func (l *Log) usable() error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.failErr
+}
+
+// EndOffset is the offset the next appended row gets.
+func (l *Log) EndOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.segs[len(l.segs)-1].end
+}
+
+// Roll seals the active segment and starts a new, empty one named by
+// EndOffset. It does nothing when the active segment is empty.
+func (l *Log) Roll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	cur := l.segs[len(l.segs)-1]
+	if cur.end == cur.first {
+		return nil
+	}
+	if l.cfg.NoSync {
+		// Sealed segments are always synced, even in benchmarks, so that
+		// recovery's "only the last segment may be torn" holds.
+		if err := l.active.Sync(); err != nil {
+			l.failErr = fmt.Errorf("%w: sync %s: %v", ErrFailed, cur.path, err)
+			return fmt.Errorf("roll event log: sync segment %d: %w", cur.first, err)
+		}
+	}
+	if err := createSegment(l.dir, cur.end); err != nil {
+		return fmt.Errorf("roll event log: %w", err)
+	}
+	f, err := os.OpenFile(segmentPath(l.dir, cur.end), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("roll event log: open segment %d: %w", cur.end, err)
+	}
+	if err := l.active.Close(); err != nil {
+		l.logger.Warn("closing sealed event log segment", "segment", cur.path, "err", err)
+	}
+	l.active = f
+	l.segs = append(l.segs, segment{first: cur.end, end: cur.end, path: segmentPath(l.dir, cur.end)})
+	return nil
+}
+
+// Segments lists the segment files in offset order, the active one last.
+func (l *Log) Segments() []Segment {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Segment, len(l.segs))
+	for i, s := range l.segs {
+		out[i] = Segment{First: s.first, End: s.end}
+	}
+	return out
+}
+
+// TruncateBefore deletes the segment files whose offsets all lie below off
+// (End <= off). The active segment is never deleted, so the next offset
+// survives a restart through its file name.
+func (l *Log) TruncateBefore(off int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	n := 0
+	for n < len(l.segs)-1 && l.segs[n].end <= off {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	// Oldest first, so a crash part-way leaves a contiguous log.
+	for i := 0; i < n; i++ {
+		if err := os.Remove(l.segs[i].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.segs = l.segs[i:]
+			return fmt.Errorf("truncate event log: delete segment %d: %w", l.segs[0].first, err)
+		}
+	}
+	l.segs = append([]segment(nil), l.segs[n:]...)
+	if err := syncDir(l.dir); err != nil {
+		return fmt.Errorf("truncate event log: %w", err)
+	}
+	l.logger.Debug("event log truncated", "before", off, "segments_deleted", n, "first_offset", l.segs[0].first)
+	return nil
+}
+
+// Close syncs and closes the active segment. Further calls return ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.closed = true
+	var err error
+	if l.cfg.NoSync && l.failErr == nil {
+		err = l.active.Sync()
+	}
+	if cerr := l.active.Close(); err == nil {
+		err = cerr
+	}
+	l.active = nil
+	if err != nil {
+		return fmt.Errorf("close event log %s: %w", l.dir, err)
+	}
+	return nil
+}
