@@ -1,0 +1,52 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/duet-analytics/duet/server"
+)
+
+func newServeCmd() *cobra.Command {
+	cfg := server.DefaultConfig()
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the duet server: API, speed layer, scheduler, serving and the SQL gateway",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(ctx, cfg, logger)
+			if err != nil {
+				return err
+			}
+			return srv.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the catalog, object store and event logs")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTP API and the SQL gateway")
+	f.Int64Var(&cfg.SegmentMaxRecords, "segment-max-records", cfg.SegmentMaxRecords, "seal and archive a speed segment at this many records")
+	f.DurationVar(&cfg.SegmentMaxAge, "segment-max-age", cfg.SegmentMaxAge, "seal and archive a speed segment this long after its first record")
+	f.StringVar(&cfg.Engine.MemoryLimit, "memory-limit", "", `engine memory limit, e.g. "4GB" (default: DuckDB's, 80% of RAM)`)
+	f.IntVar(&cfg.Engine.Threads, "threads", 0, "engine threads (default: one per core)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,142 @@
+// Package e2e runs the real duet binary as a user would and checks the
+// system's one invariant through real clients: a merged view equals the
+// view's SQL recomputed from scratch over every accepted record.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/duet-analytics/duet/client"
+)
+
+var duetBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "duet-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	duetBin = filepath.Join(dir, "duet")
+	build := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", duetBin, "../cmd/duet")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build duet:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running `duet serve`.
+type proc struct {
+	cmd    *exec.Cmd
+	base   string
+	client *client.Client
+	mu     sync.Mutex
+	log    bytes.Buffer
+	exited chan error
+}
+
+var addrRe = regexp.MustCompile(`msg="duet serving" addr=([0-9.:]+)`)
+
+// startServer runs `duet serve` on dataDir with a free port and small
+// segments, so archiving and handoff happen often during a test.
+func startServer(t *testing.T, dataDir string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
+		"--segment-max-records", "400", "--segment-max-age", "300ms", "--threads", "2", "--memory-limit", "2GB"}, extra...)
+	p := &proc{cmd: exec.Command(duetBin, args...), exited: make(chan error, 1)}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := addrRe.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		p.exited <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("server log:\n%s", p.log.String())
+			p.mu.Unlock()
+		}
+	})
+	select {
+	case a := <-addr:
+		p.base = "http://" + a
+	case err := <-p.exited:
+		t.Fatalf("duet serve exited before listening: %v\n%s", err, p.logText())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("duet serve did not start within 60s\n%s", p.logText())
+	}
+	p.client, err = client.New(p.base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (p *proc) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("duet serve did not exit cleanly after SIGTERM: %v\n%s", err, p.logText())
+		}
+		if !strings.Contains(p.logText(), "duet stopped") {
+			t.Fatalf("server exited without its shutdown message\n%s", p.logText())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("duet serve still running 30s after SIGTERM\n%s", p.logText())
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
