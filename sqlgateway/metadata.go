@@ -1,0 +1,397 @@
+package sqlgateway
+
+import (
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// hiddenSchema reports whether a schema is internal to duet: it is never
+// listed and cannot be made the session schema.
+func hiddenSchema(name string) bool { return strings.HasPrefix(name, "__") }
+
+func (x *execution) checkCatalog(name string) error {
+	if name == "" || strings.EqualFold(name, x.g.cfg.Catalog) {
+		return nil
+	}
+	return newQueryError(errCatalogMissing, fmt.Sprintf("Catalog '%s' does not exist: this server has the single catalog '%s'", name, x.g.cfg.Catalog))
+}
+
+// rawConnection is the query's connection without the session schema
+// applied, for statements that name their schema.
+func (x *execution) rawConnection() (*sql.Conn, error) {
+	if x.conn != nil {
+		return x.conn, nil
+	}
+	conn, err := x.g.db.Conn(x.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get a DuckDB connection: %w", err)
+	}
+	x.conn = conn
+	return conn, nil
+}
+
+// resolveSchema finds a visible schema of the catalog by name, ignoring
+// case as DuckDB does, and returns its spelling in the catalog.
+func (x *execution) resolveSchema(name string) (string, error) {
+	conn, err := x.rawConnection()
+	if err != nil {
+		return "", err
+	}
+	var found string
+	err = conn.QueryRowContext(x.ctx,
+		"SELECT schema_name FROM duckdb_schemas() WHERE database_name = ? AND lower(schema_name) = lower(?) ORDER BY schema_name = ? DESC LIMIT 1",
+		x.g.cfg.Catalog, name, name).Scan(&found)
+	if err == sql.ErrNoRows || err == nil && hiddenSchema(found) {
+		return "", newQueryError(errSchemaMissing, fmt.Sprintf("Schema '%s' does not exist", name))
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up schema %q: %w", name, err)
+	}
+	return found, nil
+}
+
+// schemaOf resolves the schema part of a [catalog.]schema name, or the
+// session schema when name is empty.
+func (x *execution) schemaOf(name []string, statement string) (string, error) {
+	switch len(name) {
+	case 0:
+		if x.sess.schema == "" {
+			return "", newQueryError(errGenericUser, fmt.Sprintf(
+				"Schema must be specified when session schema is not set: use %s FROM <schema>, or set the session schema", statement))
+		}
+		if err := x.checkCatalog(x.sess.catalog); err != nil {
+			return "", err
+		}
+		return x.resolveSchema(x.sess.schema)
+	case 1:
+		if err := x.checkCatalog(x.sess.catalog); err != nil {
+			return "", err
+		}
+		return x.resolveSchema(name[0])
+	case 2:
+		if err := x.checkCatalog(name[0]); err != nil {
+			return "", err
+		}
+		return x.resolveSchema(name[1])
+	}
+	return "", newQueryError(errSyntax, fmt.Sprintf("Too many dots in schema name: %s", strings.Join(name, ".")))
+}
+
+// queryStrings runs a metadata query whose columns are all text.
+func (x *execution) queryStrings(query string, args ...any) ([][]any, error) {
+	conn, err := x.rawConnection()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.QueryContext(x.ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]any
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		row := make([]any, len(cols))
+		for i, v := range vals {
+			if v.Valid {
+				row[i] = v.String
+			}
+		}
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}
+
+func (x *execution) showCatalogs(st *statement) (*outcome, error) {
+	rows, err := filterLike([][]any{{x.g.cfg.Catalog}}, 0, st)
+	if err != nil {
+		return nil, err
+	}
+	return resultOf([]string{"Catalog"}, rows), nil
+}
+
+func (x *execution) showSchemas(st *statement) (*outcome, error) {
+	switch len(st.name) {
+	case 0:
+	case 1:
+		if err := x.checkCatalog(st.name[0]); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, newQueryError(errSyntax, fmt.Sprintf("Too many dots in catalog name: %s", strings.Join(st.name, ".")))
+	}
+	all, err := x.queryStrings("SELECT schema_name FROM duckdb_schemas() WHERE database_name = ? ORDER BY schema_name", x.g.cfg.Catalog)
+	if err != nil {
+		return nil, fmt.Errorf("list schemas: %w", err)
+	}
+	visible := slices.DeleteFunc(all, func(r []any) bool { return hiddenSchema(r[0].(string)) })
+	rows, err := filterLike(visible, 0, st)
+	if err != nil {
+		return nil, err
+	}
+	return resultOf([]string{"Schema"}, rows), nil
+}
+
+func (x *execution) showTables(st *statement) (*outcome, error) {
+	schema, err := x.schemaOf(st.name, "SHOW TABLES")
+	if err != nil {
+		return nil, err
+	}
+	all, err := x.queryStrings(`SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?
+		UNION SELECT view_name FROM duckdb_views() WHERE database_name = ? AND schema_name = ? AND NOT internal
+		ORDER BY 1`, x.g.cfg.Catalog, schema, x.g.cfg.Catalog, schema)
+	if err != nil {
+		return nil, fmt.Errorf("list tables of schema %s: %w", schema, err)
+	}
+	rows, err := filterLike(all, 0, st)
+	if err != nil {
+		return nil, err
+	}
+	return resultOf([]string{"Table"}, rows), nil
+}
+
+// resolveTable resolves [[catalog.]schema.]table to its schema and name.
+func (x *execution) resolveTable(name []string) (schema, table string, err error) {
+	if len(name) > 3 {
+		return "", "", newQueryError(errSyntax, fmt.Sprintf("Too many dots in table name: %s", strings.Join(name, ".")))
+	}
+	if schema, err = x.schemaOf(name[:len(name)-1], "DESCRIBE"); err != nil {
+		if qe, ok := err.(*queryError); ok && qe.code == errGenericUser {
+			qe.message = "Schema must be specified when session schema is not set: qualify the table as <schema>.<table>"
+		}
+		return "", "", err
+	}
+	want := name[len(name)-1]
+	found, err := x.queryStrings(`SELECT name FROM (
+			SELECT table_name AS name FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?
+			UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = ? AND schema_name = ? AND NOT internal)
+		WHERE lower(name) = lower(?) ORDER BY name = ? DESC LIMIT 1`,
+		x.g.cfg.Catalog, schema, x.g.cfg.Catalog, schema, want, want)
+	if err != nil {
+		return "", "", fmt.Errorf("look up table %s.%s: %w", schema, want, err)
+	}
+	if len(found) == 0 {
+		return "", "", newQueryError(errTableMissing, fmt.Sprintf("Table '%s.%s.%s' does not exist", x.g.cfg.Catalog, schema, want))
+	}
+	return schema, found[0][0].(string), nil
+}
+
+func (x *execution) showColumns(st *statement) (*outcome, error) {
+	schema, table, err := x.resolveTable(st.name)
+	if err != nil {
+		return nil, err
+	}
+	// The types a query over the table returns are the types clients see,
+	// so take them from a query rather than from the catalog.
+	conn, err := x.rawConnection()
+	if err != nil {
+		return nil, err
+	}
+	probe, err := conn.QueryContext(x.ctx, "SELECT * FROM "+x.qualified(schema, table)+" LIMIT 0")
+	if err != nil {
+		return nil, err
+	}
+	cts, err := probe.ColumnTypes()
+	_ = probe.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s.%s: %w", schema, table, err)
+	}
+	comments, err := x.queryStrings(`SELECT column_name, comment FROM duckdb_columns()
+		WHERE database_name = ? AND schema_name = ? AND table_name = ?`, x.g.cfg.Catalog, schema, table)
+	if err != nil {
+		return nil, fmt.Errorf("read column comments of %s.%s: %w", schema, table, err)
+	}
+	comment := map[string]any{}
+	for _, c := range comments {
+		comment[c[0].(string)] = c[1]
+	}
+	rows := make([][]any, 0, len(cts))
+	for _, ct := range cts {
+		rows = append(rows, []any{ct.Name(), trinoTypeName(ct.DatabaseTypeName()), "", comment[ct.Name()]})
+	}
+	if rows, err = filterLike(rows, 0, st); err != nil {
+		return nil, err
+	}
+	return resultOf([]string{"Column", "Type", "Extra", "Comment"}, rows), nil
+}
+
+// trinoTypeName is the Trino name of a DuckDB type, or the DuckDB name in
+// lower case when Trino has no equivalent.
+func trinoTypeName(duckType string) string {
+	t, err := trinoTypeOf(duckType)
+	if err != nil {
+		return strings.ToLower(duckType)
+	}
+	return t.String()
+}
+
+func (x *execution) showFunctions(st *statement) (*outcome, error) {
+	all, err := x.queryStrings(`SELECT function_name, return_type, array_to_string(parameter_types, chr(31)),
+			CASE function_type WHEN 'macro' THEN 'scalar' WHEN 'table_macro' THEN 'table' ELSE function_type END,
+			CAST(coalesce(stability, 'CONSISTENT') <> 'VOLATILE' AS VARCHAR), coalesce(description, '')
+		FROM duckdb_functions()
+		WHERE function_type IN ('scalar', 'aggregate', 'macro', 'table', 'table_macro')
+		  AND NOT starts_with(function_name, '__')
+		ORDER BY function_name, 3`)
+	if err != nil {
+		return nil, fmt.Errorf("list functions: %w", err)
+	}
+	for _, r := range all {
+		if r[1] != nil {
+			r[1] = trinoTypeName(r[1].(string))
+		} else {
+			r[1] = ""
+		}
+		var args []string
+		if r[2] != nil && r[2] != "" {
+			for _, a := range strings.Split(r[2].(string), "\x1f") {
+				args = append(args, trinoTypeName(a))
+			}
+		}
+		r[2] = strings.Join(args, ", ")
+	}
+	rows, err := filterLike(all, 0, st)
+	if err != nil {
+		return nil, err
+	}
+	return resultOf([]string{"Function", "Return Type", "Argument Types", "Function Type", "Deterministic", "Description"}, rows), nil
+}
+
+func (x *execution) showSession(st *statement) (*outcome, error) {
+	names := make([]string, 0, len(x.sess.properties))
+	for n := range x.sess.properties {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	rows := make([][]any, 0, len(names))
+	for _, n := range names {
+		rows = append(rows, []any{n, x.sess.properties[n], "", "varchar", ""})
+	}
+	rows, err := filterLike(rows, 0, st)
+	if err != nil {
+		return nil, err
+	}
+	return resultOf([]string{"Name", "Value", "Default", "Type", "Description"}, rows), nil
+}
+
+// use validates the target schema; the client keeps it in its session.
+func (x *execution) use(st *statement) (*outcome, error) {
+	if len(st.name) > 2 {
+		return nil, newQueryError(errSyntax, fmt.Sprintf("Too many dots in schema name: %s", strings.Join(st.name, ".")))
+	}
+	if len(st.name) == 2 {
+		if err := x.checkCatalog(st.name[0]); err != nil {
+			return nil, err
+		}
+	}
+	schema, err := x.resolveSchema(st.name[len(st.name)-1])
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set(headerSetCatalog, x.g.cfg.Catalog)
+	h.Set(headerSetSchema, schema)
+	return &outcome{updateType: "USE", headers: h}, nil
+}
+
+// sessionStatement answers SET SESSION, RESET SESSION and SET TIME ZONE
+// with the headers that make the client change its session.
+func sessionStatement(st *statement) (*outcome, error) {
+	h := http.Header{}
+	switch st.kind {
+	case stmtSetSession:
+		name := strings.Join(st.name, ".")
+		switch name {
+		case sessionTimeZoneProperty:
+			if _, err := resolveZone(st.value); err != nil {
+				return nil, newQueryError(errGenericUser, err.Error())
+			}
+		case sessionMaxRunTimeProperty:
+			if _, err := parseTrinoDuration(st.value); err != nil {
+				return nil, newQueryError(errGenericUser, fmt.Sprintf("session property %s: %v", name, err))
+			}
+		}
+		h.Set(headerSetSession, urlEncode(name)+"="+urlEncode(st.value))
+		return &outcome{updateType: "SET SESSION", headers: h}, nil
+	case stmtResetSession:
+		h.Set(headerClearSession, strings.Join(st.name, "."))
+		return &outcome{updateType: "RESET SESSION", headers: h}, nil
+	default: // stmtSetTimeZone
+		if st.value == "" {
+			h.Set(headerClearSession, sessionTimeZoneProperty)
+		} else {
+			if _, err := resolveZone(st.value); err != nil {
+				return nil, newQueryError(errGenericUser, err.Error())
+			}
+			h.Set(headerSetSession, sessionTimeZoneProperty+"="+urlEncode(st.value))
+		}
+		return &outcome{updateType: "SET TIME ZONE", headers: h}, nil
+	}
+}
+
+func urlEncode(s string) string { return url.QueryEscape(s) }
+
+// filterLike keeps the rows whose column col matches the statement's LIKE
+// pattern, with SQL LIKE semantics (% any run, _ one character).
+func filterLike(rows [][]any, col int, st *statement) ([][]any, error) {
+	if st.like == nil {
+		return rows, nil
+	}
+	re, err := likePattern(*st.like, st.escape)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(rows, func(r []any) bool {
+		s, _ := r[col].(string)
+		return !re.MatchString(s)
+	}), nil
+}
+
+func likePattern(pattern string, escape *string) (*regexp.Regexp, error) {
+	var esc rune = -1
+	if escape != nil {
+		r := []rune(*escape)
+		if len(r) != 1 {
+			return nil, newQueryError(errGenericUser, "Escape string must be a single character")
+		}
+		esc = r[0]
+	}
+	var b strings.Builder
+	b.WriteString(`(?s)^`)
+	runes := []rune(pattern)
+	for i := 0; i < len(runes); i++ {
+		r := runes[i]
+		switch {
+		case r == esc:
+			if i+1 >= len(runes) || runes[i+1] != '%' && runes[i+1] != '_' && runes[i+1] != esc {
+				return nil, newQueryError(errGenericUser, "Escape character must be followed by '%', '_' or the escape character")
+			}
+			i++
+			b.WriteString(regexp.QuoteMeta(string(runes[i])))
+		case r == '%':
+			b.WriteString(`.*`)
+		case r == '_':
+			b.WriteString(`.`)
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	b.WriteString(`$`)
+	return regexp.Compile(b.String())
+}
