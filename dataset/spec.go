@@ -183,7 +183,7 @@ func (s *Spec) ArrowSchema() *arrow.Schema {
 // QuoteIdent quotes a SQL identifier for DuckDB (and Trino): "a""b".
 func QuoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// QuoteString quotes a SQL string literal: 'it”s'.
+// QuoteString quotes a SQL string literal, doubling embedded single quotes.
 func QuoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
 // EmptyRelation is a SQL relation with this dataset's columns and no rows,
