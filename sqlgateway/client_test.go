@@ -68,7 +68,7 @@ func TestClientScansEveryType(t *testing.T) {
 	const q = `SELECT
 		true AS b,
 		CAST(-5 AS TINYINT) AS ti, CAST(300 AS SMALLINT) AS si, CAST(70000 AS INTEGER) AS i, CAST(9007199254740993 AS BIGINT) AS bi,
-		CAST('170141183460469231731687303715884105727' AS HUGEINT) AS hi,
+		CAST('-9223372036854775808' AS HUGEINT) AS hi, CAST('170141183460469231731687303715884105727' AS UHUGEINT) AS uhi,
 		CAST(18446744073709551615 AS UBIGINT) AS ubi, CAST(255 AS UTINYINT) AS uti, CAST(65535 AS USMALLINT) AS usi, CAST(4294967295 AS UINTEGER) AS ui,
 		CAST(1.5 AS FLOAT) AS r, CAST(2.25 AS DOUBLE) AS d, CAST('NaN' AS DOUBLE) AS dnan, 1/0 AS dinf, CAST('-inf' AS FLOAT) AS rninf,
 		CAST(123.45 AS DECIMAL(10,2)) AS dec, CAST(-0.05 AS DECIMAL(4,2)) AS decneg, CAST(12345678901234567890.123456 AS DECIMAL(38,6)) AS declong,
@@ -101,7 +101,7 @@ func TestClientScansEveryType(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTypes := map[string]string{
-		"b": "BOOLEAN", "ti": "TINYINT", "si": "SMALLINT", "i": "INTEGER", "bi": "BIGINT", "hi": "DECIMAL",
+		"b": "BOOLEAN", "ti": "TINYINT", "si": "SMALLINT", "i": "INTEGER", "bi": "BIGINT", "hi": "BIGINT", "uhi": "DECIMAL",
 		"ubi": "DECIMAL", "uti": "SMALLINT", "usi": "INTEGER", "ui": "BIGINT", "r": "REAL", "d": "DOUBLE",
 		"dec": "DECIMAL", "v": "VARCHAR", "blob": "VARBINARY", "dt": "DATE", "tm": "TIME", "ts": "TIMESTAMP",
 		"tstz": "TIMESTAMP WITH TIME ZONE", "iv": "INTERVAL DAY TO SECOND", "lst": "ARRAY(INTEGER)",
@@ -113,7 +113,7 @@ func TestClientScansEveryType(t *testing.T) {
 			t.Errorf("column %s: type %s, want %s", ct.Name(), ct.DatabaseTypeName(), want)
 		}
 	}
-	if p, s, ok := cts[15].DecimalSize(); !ok || p != 10 || s != 2 {
+	if p, s, ok := cts[16].DecimalSize(); cts[16].Name() != "dec" || !ok || p != 10 || s != 2 {
 		t.Errorf("dec precision/scale = %d,%d,%v, want 10,2", p, s, ok)
 	}
 	if !rows.Next() {
@@ -142,7 +142,8 @@ func TestClientScansEveryType(t *testing.T) {
 	check("si", int64(300))
 	check("i", int64(70000))
 	check("bi", int64(9007199254740993))
-	check("hi", "170141183460469231731687303715884105727")
+	check("hi", int64(math.MinInt64))
+	check("uhi", "170141183460469231731687303715884105727")
 	check("ubi", "18446744073709551615")
 	check("uti", int64(255))
 	check("usi", int64(65535))
@@ -541,5 +542,18 @@ func TestClientSetTimeZoneFollowsTheSession(t *testing.T) {
 	}
 	if ts.Location().String() != "UTC" || ts.Hour() != 12 {
 		t.Fatalf("after SET TIME ZONE LOCAL: %s, want 12:00 UTC", ts)
+	}
+}
+
+func TestHugeintBeyondBigintFailsClearly(t *testing.T) {
+	tg := startGateway(t, Config{})
+	db := tg.client(t, "")
+	var x int64
+	err := db.QueryRow("SELECT CAST('170141183460469231731687303715884105727' AS HUGEINT) AS big").Scan(&x)
+	if err == nil || !strings.Contains(err.Error(), "out of range for bigint") {
+		t.Fatalf("got %v, want an out-of-range error", err)
+	}
+	if err := db.QueryRow("SELECT sum(x) FROM (VALUES (9223372036854775807), (-1)) t(x)").Scan(&x); err != nil || x != math.MaxInt64-1 {
+		t.Fatalf("sum over bigint: %d, %v", x, err)
 	}
 }

@@ -72,6 +72,17 @@ func newValueEncoder(t trinoType, z zone) encoder {
 			b = x.Append(b, 10)
 			return append(b, '"'), nil
 		}
+	case duckHugeintBigint:
+		return func(b []byte, v any) ([]byte, error) {
+			x, ok := v.(*big.Int)
+			if !ok || x == nil {
+				return b, unexpected(t, v)
+			}
+			if !x.IsInt64() {
+				return b, fmt.Errorf("value %s is out of range for bigint; cast it to DECIMAL(38,0) or DOUBLE", x)
+			}
+			return strconv.AppendInt(b, x.Int64(), 10), nil
+		}
 	case duckFloat:
 		return func(b []byte, v any) ([]byte, error) {
 			x, ok := v.(float32)

@@ -38,6 +38,7 @@ const (
 	duckInt // every signed and unsigned integer type up to 32 bits, and BIGINT
 	duckUBigint
 	duckHugeint
+	duckHugeintBigint
 	duckFloat
 	duckDouble
 	duckDecimal
@@ -401,8 +402,10 @@ func (p *typeParser) skipParens() error {
 }
 
 // scalarTypes maps DuckDB scalar type names, with their aliases, to Trino
-// types. Unsigned integers widen to the next signed type; UBIGINT and the
-// 128-bit integers become decimals so that no value is truncated.
+// types. Unsigned integers widen to the next signed type; UBIGINT and
+// UHUGEINT become decimals so that no value is truncated. HUGEINT is bigint:
+// it is what DuckDB's sum over integers returns, where Trino returns bigint,
+// and a value beyond bigint fails the query as an overflow does in Trino.
 var scalarTypes = map[string]trinoType{
 	"BOOLEAN":      scalar("boolean", duckBool),
 	"BOOL":         scalar("boolean", duckBool),
@@ -419,7 +422,7 @@ var scalarTypes = map[string]trinoType{
 	"USMALLINT":    scalar("integer", duckInt),
 	"UINTEGER":     scalar("bigint", duckInt),
 	"UBIGINT":      scalar("decimal", duckUBigint, 20, 0),
-	"HUGEINT":      scalar("decimal", duckHugeint, 38, 0),
+	"HUGEINT":      scalar("bigint", duckHugeintBigint),
 	"UHUGEINT":     scalar("decimal", duckHugeint, 38, 0),
 	"FLOAT":        scalar("real", duckFloat),
 	"REAL":         scalar("real", duckFloat),
