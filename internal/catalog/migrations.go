@@ -57,7 +57,19 @@ CREATE TABLE view_versions (
 	job_id       TEXT NOT NULL,
 	created_at   BIGINT NOT NULL,
 	build_millis BIGINT NOT NULL,
+	-- meta_json: how the version was made (kind, partitions rebuilt, base version).
+	meta_json    TEXT NOT NULL DEFAULT '{}',
+	-- retired_at: when it stopped being current (NULL while current or never current);
+	-- garbage collection waits a grace period after it.
+	retired_at   BIGINT,
 	PRIMARY KEY (view_name, version)
+);
+
+-- Objects no longer referenced by the catalog (compacted archive files), kept
+-- until a grace period after retired_at has passed, then deleted.
+CREATE TABLE garbage (
+	path       TEXT PRIMARY KEY,
+	retired_at BIGINT NOT NULL
 );
 
 CREATE TABLE jobs (
