@@ -100,6 +100,7 @@ func (a *analysis) projection(distinct bool) error {
 	}
 	p := a.plan
 	p.Kind, p.Partial = Projection, cols
+	p.TimeKey = projectionTimeKey(list(a.view, "select_list"), cols, a.spec.TimeColumn)
 	// Selecting the bound columns by name pins the partial form's columns
 	// (SELECT * would follow whatever columns the source happens to have).
 	p.partialHead, p.partialTail = wrap(quotedNames(cols), head, tail, viewAlias)
@@ -198,6 +199,14 @@ func (a *analysis) aggregate() error {
 	}
 	p.finalHead, p.finalTail = ap.finalSQL()
 	p.combineHead, p.combineTail = ap.combineSQL()
+	var keyNames []string
+	var keyExprs []node
+	for _, pc := range ap.parts {
+		if pc.role == roleKey || pc.role == roleHiddenKey {
+			keyNames, keyExprs = append(keyNames, pc.name), append(keyExprs, pc.expr)
+		}
+	}
+	p.TimeKey = timeKey(keyNames, keyExprs, p.Partial, a.spec.TimeColumn)
 	return nil
 }
 

@@ -51,6 +51,11 @@ type Plan struct {
 	// Keys name the key columns within Partial; rows with equal keys merge.
 	// Empty for global aggregates and projections.
 	Keys []string
+	// TimeKey names a key column of Partial whose value always falls on the
+	// day of the dataset's time column (the time column itself, date_trunc of
+	// it to a day or finer, its cast to DATE). Views with one are partitioned
+	// by day of it, and rebuilt incrementally; "" when there is none.
+	TimeKey string
 
 	// Each form is head + relation + tail, so the per-batch calls are
 	// string concatenation only.

@@ -124,3 +124,33 @@ func TestSourceTable(t *testing.T) {
 		}
 	}
 }
+
+func TestTimeKey(t *testing.T) {
+	ctx := context.Background()
+	conn := openConn(t)
+	spec := flightsSpec(t)
+	for sql, want := range map[string]string{
+		"SELECT date_trunc('hour', date) AS hour, origin, count(*) AS n FROM flights GROUP BY 1, 2":     "hour",
+		"SELECT origin, date_trunc('minute', f.date) AS m, sum(delay) AS s FROM flights f GROUP BY ALL": "m",
+		"SELECT CAST(date AS DATE) AS d, count(*) AS n FROM flights GROUP BY 1":                         "d",
+		"SELECT date, count(*) AS n FROM flights GROUP BY date":                                         "date",
+		"SELECT origin, count(*) AS n FROM flights GROUP BY origin, date_trunc('day', date)":            "__key_1",
+		"SELECT * FROM flights WHERE delay > 10":                                                        "date",
+		"SELECT date AS t, origin FROM flights":                                                         "t",
+		// Coarser than a day, or not the time column: no day partitioning.
+		"SELECT date_trunc('month', date) AS m, count(*) AS n FROM flights GROUP BY 1": "",
+		"SELECT day, count(*) AS n FROM flights GROUP BY day":                          "",
+		"SELECT origin, count(*) AS n FROM flights GROUP BY origin":                    "",
+		"SELECT date + INTERVAL 1 HOUR AS t, origin FROM flights":                      "",
+		"SELECT count(*) AS n FROM flights":                                            "",
+	} {
+		p, err := Analyze(ctx, conn, sql, spec)
+		if err != nil {
+			t.Errorf("%s: %v", sql, err)
+			continue
+		}
+		if p.TimeKey != want {
+			t.Errorf("%s: TimeKey %q, want %q", sql, p.TimeKey, want)
+		}
+	}
+}
