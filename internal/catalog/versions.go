@@ -12,9 +12,23 @@ import (
 
 // VersionFile is one Parquet file of a view version.
 type VersionFile struct {
-	Path  string `json:"path"`
-	Rows  int64  `json:"rows"`
-	Bytes int64  `json:"bytes"`
+	Path string `json:"path"`
+	// Partition is the day (YYYY-MM-DD) of the view's time key the file
+	// holds, "" for views without one.
+	Partition string `json:"partition,omitempty"`
+	Rows      int64  `json:"rows"`
+	Bytes     int64  `json:"bytes"`
+}
+
+// VersionMeta says how a version was made.
+type VersionMeta struct {
+	// Kind is "full", "incremental" or "backfill".
+	Kind string `json:"kind"`
+	// Base is the version an incremental build or backfill started from.
+	Base int64 `json:"base,omitempty"`
+	// Rebuilt lists the partitions this version built anew; the others are
+	// carried over by reference from Base.
+	Rebuilt []string `json:"rebuilt,omitempty"`
 }
 
 // ViewVersion is one built and published state of a view.
@@ -28,6 +42,10 @@ type ViewVersion struct {
 	JobID       string
 	CreatedAt   time.Time // set to now when zero
 	BuildMillis int64
+	Meta        VersionMeta
+	// RetiredAt is when the version stopped being current; zero while it is
+	// current or if it never stopped being.
+	RetiredAt time.Time
 }
 
 func (v ViewVersion) validate() error {
@@ -45,7 +63,7 @@ func (v ViewVersion) validate() error {
 	return nil
 }
 
-const versionColumns = `view_name, version, covered, files_json, row_count, byte_count, job_id, created_at, build_millis`
+const versionColumns = `view_name, version, covered, files_json, row_count, byte_count, job_id, created_at, build_millis, meta_json, retired_at`
 
 // PublishVersion stores v under the view's next version number and makes it
 // the current version, in one transaction: readers see the previous version
@@ -62,12 +80,20 @@ func (s *Store) PublishVersion(ctx context.Context, v ViewVersion) (ViewVersion,
 	if err != nil {
 		return ViewVersion{}, fmt.Errorf("publish version of view %q: encode files: %w", v.View, err)
 	}
+	metaJSON, err := json.Marshal(v.Meta)
+	if err != nil {
+		return ViewVersion{}, fmt.Errorf("publish version of view %q: encode meta: %w", v.View, err)
+	}
+	v.RetiredAt = time.Time{}
 	v.CreatedAt = createdAt(v.CreatedAt)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		// Bumping the counter row first takes the view's row lock (PostgreSQL)
 		// or the write lock (SQLite), so concurrent publishers are serialised
 		// and number versions in commit order. SET reads the old values, so
 		// both columns become latest_version + 1.
+		if err := retireCurrent(ctx, tx, v.View, v.CreatedAt); err != nil {
+			return err
+		}
 		err := tx.QueryRowContext(ctx, `
 UPDATE views SET latest_version = latest_version + 1, current_version = latest_version + 1
 WHERE name = $1
@@ -78,8 +104,8 @@ RETURNING latest_version`, v.View).Scan(&v.Version)
 		if err != nil {
 			return fmt.Errorf("next version number: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO view_versions (`+versionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			v.View, v.Version, v.Covered, string(filesJSON), v.Rows, v.Bytes, v.JobID, toMillis(v.CreatedAt), v.BuildMillis)
+		_, err = tx.ExecContext(ctx, `INSERT INTO view_versions (`+versionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)`,
+			v.View, v.Version, v.Covered, string(filesJSON), v.Rows, v.Bytes, v.JobID, toMillis(v.CreatedAt), v.BuildMillis, string(metaJSON))
 		if err != nil {
 			return fmt.Errorf("insert version %d: %w", v.Version, err)
 		}
@@ -130,8 +156,10 @@ ORDER BY vv.version DESC`, view)
 			name                                            string
 			viewName, filesJSON, jobID                      sql.NullString
 			version, covered, nrows, bytes, created, millis sql.NullInt64
+			metaJSON                                        sql.NullString
+			retired                                         sql.NullInt64
 		)
-		if err := rows.Scan(&name, &viewName, &version, &covered, &filesJSON, &nrows, &bytes, &jobID, &created, &millis); err != nil {
+		if err := rows.Scan(&name, &viewName, &version, &covered, &filesJSON, &nrows, &bytes, &jobID, &created, &millis, &metaJSON, &retired); err != nil {
 			return nil, fmt.Errorf("list versions of view %q: %w", view, err)
 		}
 		if !viewName.Valid {
@@ -144,6 +172,12 @@ ORDER BY vv.version DESC`, view)
 		}
 		if err := json.Unmarshal([]byte(filesJSON.String), &vv.Files); err != nil {
 			return nil, fmt.Errorf("list versions of view %q: version %d: decode files: %w", view, vv.Version, err)
+		}
+		if err := json.Unmarshal([]byte(metaJSON.String), &vv.Meta); err != nil {
+			return nil, fmt.Errorf("list versions of view %q: version %d: decode meta: %w", view, vv.Version, err)
+		}
+		if retired.Valid {
+			vv.RetiredAt = fromMillis(retired.Int64)
 		}
 		out = append(out, vv)
 	}
@@ -160,13 +194,21 @@ func scanVersion(row interface{ Scan(...any) error }) (ViewVersion, error) {
 	var (
 		v         ViewVersion
 		filesJSON string
+		metaJSON  string
 		created   int64
+		retired   sql.NullInt64
 	)
-	if err := row.Scan(&v.View, &v.Version, &v.Covered, &filesJSON, &v.Rows, &v.Bytes, &v.JobID, &created, &v.BuildMillis); err != nil {
+	if err := row.Scan(&v.View, &v.Version, &v.Covered, &filesJSON, &v.Rows, &v.Bytes, &v.JobID, &created, &v.BuildMillis, &metaJSON, &retired); err != nil {
 		return ViewVersion{}, err
 	}
 	if err := json.Unmarshal([]byte(filesJSON), &v.Files); err != nil {
 		return ViewVersion{}, fmt.Errorf("version %d: decode files: %w", v.Version, err)
+	}
+	if err := json.Unmarshal([]byte(metaJSON), &v.Meta); err != nil {
+		return ViewVersion{}, fmt.Errorf("version %d: decode meta: %w", v.Version, err)
+	}
+	if retired.Valid {
+		v.RetiredAt = fromMillis(retired.Int64)
 	}
 	v.CreatedAt = fromMillis(created)
 	return v, nil
