@@ -1,12 +1,15 @@
 // Package batchlayer builds views from the master dataset: it runs a view's
 // partial form over the raw archive on an ephemeral executor, stores the
-// result as Parquet under views/<name>/v<version>/, and publishes the version
-// (its files and the offsets it covers) in one catalog transaction.
+// result as Parquet under views/<name>/v<version>/dt=<day>/, and publishes
+// the version (its files and the offsets it covers) in one catalog
+// transaction. Builds are incremental: only the days the archive gained
+// records for are rebuilt, the other partitions are carried over by reference.
+// It also rolls views back, backfills days, compacts the raw archive and
+// collects files no retained version names.
 package batchlayer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/duet-analytics/duet/dataset"
@@ -21,29 +25,35 @@ import (
 	"github.com/duet-analytics/duet/internal/viewsql"
 )
 
-// ErrUpToDate means the current version already covers every archived record.
-var ErrUpToDate = errors.New("view is up to date")
-
-// Catalog is the metadata a build reads and publishes.
+// Catalog is the metadata the batch layer reads and publishes.
 type Catalog interface {
 	ArchiveFiles(ctx context.Context, dataset string) ([]catalog.ArchiveFile, error)
 	CurrentVersion(ctx context.Context, view string) (catalog.ViewVersion, error)
 	ListVersions(ctx context.Context, view string) ([]catalog.ViewVersion, error)
 	PublishVersion(ctx context.Context, v catalog.ViewVersion) (catalog.ViewVersion, error)
+	SetCurrentVersion(ctx context.Context, view string, version int64) (catalog.ViewVersion, error)
+	DeleteVersions(ctx context.Context, view string, versions []int64, unreferenced []string, retiredAt time.Time) error
+	ListViews(ctx context.Context) ([]catalog.View, error)
+	ReplaceArchive(ctx context.Context, dataset string, remove []string, add []catalog.ArchiveFile) error
+	Garbage(ctx context.Context, retiredBefore time.Time) ([]string, error)
+	ForgetGarbage(ctx context.Context, paths []string) error
 }
 
-// Speed is the speed layer as a build needs it.
+// Speed is the speed layer as the batch layer needs it.
 type Speed interface {
 	Plan(view string) (*viewsql.Plan, error)
 	// Flush archives every record accepted so far.
 	Flush(ctx context.Context, dataset string) error
 	// Publish hands the offsets a version covers over from speed to batch.
 	Publish(ctx context.Context, view string, v catalog.ViewVersion) error
+	// ReplaceArchive makes queries read compacted archive files.
+	ReplaceArchive(ctx context.Context, dataset string, remove []string, add []catalog.ArchiveFile) error
 }
 
-// Bucket stores build outputs and exposes archive files to the executor.
+// Bucket stores outputs and exposes objects to the executor as local files.
 type Bucket interface {
 	Upload(ctx context.Context, name string, r io.Reader) error
+	Delete(ctx context.Context, name string) error
 	LocalPath(name string) (string, error)
 }
 
@@ -52,16 +62,48 @@ type Launcher interface {
 	Launch(ctx context.Context, dir string, args ...string) error
 }
 
-// Config for builds.
+// Config for the batch layer.
 type Config struct {
-	// ScratchDir holds one working directory per build, removed afterwards.
+	// ScratchDir holds one working directory per task, removed afterwards.
 	ScratchDir string `yaml:"scratch_dir"`
 	// ExecutorMemory and ExecutorThreads bound each executor's engine.
 	ExecutorMemory  string `yaml:"executor_memory"`
 	ExecutorThreads int    `yaml:"executor_threads"`
+	// KeepVersions is how many of a view's newest versions garbage
+	// collection keeps (the current one is always kept).
+	KeepVersions int `yaml:"keep_versions"`
+	// GCGrace is how long a file stays after no retained version names it,
+	// so queries that started on an older version finish on it. It must
+	// exceed the longest query.
+	GCGrace time.Duration `yaml:"gc_grace"`
+	// CompactionTarget is the size compaction merges small archive files up to.
+	CompactionTarget int64 `yaml:"compaction_target_bytes"`
 }
 
-// Builder builds and publishes view versions.
+// Validate fills defaults and names a bad field.
+func (c *Config) Validate() error {
+	if c.ScratchDir == "" {
+		return errors.New("batchlayer.scratch_dir: required")
+	}
+	if c.KeepVersions == 0 {
+		c.KeepVersions = 5
+	}
+	if c.GCGrace == 0 {
+		c.GCGrace = 10 * time.Minute
+	}
+	if c.CompactionTarget == 0 {
+		c.CompactionTarget = 128 << 20
+	}
+	if c.KeepVersions < 1 {
+		return fmt.Errorf("batchlayer.keep_versions: must be at least 1, got %d", c.KeepVersions)
+	}
+	if c.GCGrace < 0 || c.CompactionTarget < 0 {
+		return errors.New("batchlayer: gc_grace and compaction_target_bytes must be positive")
+	}
+	return nil
+}
+
+// Builder builds, publishes, rolls back and collects view versions.
 type Builder struct {
 	cfg      Config
 	cat      Catalog
@@ -69,55 +111,69 @@ type Builder struct {
 	bucket   Bucket
 	launcher Launcher
 	logger   *slog.Logger
+
+	mu    sync.Mutex
+	views map[string]*sync.Mutex
 }
 
 // NewBuilder wires a builder.
 func NewBuilder(cfg Config, cat Catalog, speed Speed, bucket Bucket, launcher Launcher, logger *slog.Logger) (*Builder, error) {
-	if cfg.ScratchDir == "" {
-		return nil, errors.New("batchlayer.scratch_dir: required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Builder{cfg: cfg, cat: cat, speed: speed, bucket: bucket, launcher: launcher, logger: logger}, nil
+	return &Builder{cfg: cfg, cat: cat, speed: speed, bucket: bucket, launcher: launcher, logger: logger, views: map[string]*sync.Mutex{}}, nil
 }
 
-// Build rebuilds the view from every archived record and publishes the result.
-// It returns ErrUpToDate, with the current version, when there is nothing new.
-func (b *Builder) Build(ctx context.Context, jobID, view string) (catalog.ViewVersion, error) {
+// lock serialises everything that changes a view's current version.
+func (b *Builder) lock(view string) func() {
+	b.mu.Lock()
+	m, ok := b.views[view]
+	if !ok {
+		m = &sync.Mutex{}
+		b.views[view] = m
+	}
+	b.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// Build builds and publishes a new version of the view: incremental unless
+// req.Full, a backfill when req.From/To are set. It returns ErrUpToDate, with
+// the current version, when there is nothing new.
+func (b *Builder) Build(ctx context.Context, req Request) (catalog.ViewVersion, error) {
+	defer b.lock(req.View)()
 	start := time.Now()
-	plan, err := b.speed.Plan(view)
+	plan, err := b.speed.Plan(req.View)
 	if err != nil {
 		return catalog.ViewVersion{}, err
 	}
-	if err := b.speed.Flush(ctx, plan.Dataset); err != nil {
-		return catalog.ViewVersion{}, fmt.Errorf("archive recent records: %w", err)
+	if req.From == "" && req.To == "" {
+		if err := b.speed.Flush(ctx, plan.Dataset); err != nil {
+			return catalog.ViewVersion{}, fmt.Errorf("archive recent records: %w", err)
+		}
 	}
 	archive, err := b.cat.ArchiveFiles(ctx, plan.Dataset)
 	if err != nil {
 		return catalog.ViewVersion{}, err
 	}
-	var covered int64
-	inputs := make([]string, 0, len(archive))
-	for _, f := range archive {
-		covered = max(covered, f.End)
-		p, err := b.bucket.LocalPath(f.Path)
-		if err != nil {
-			return catalog.ViewVersion{}, err
-		}
-		inputs = append(inputs, p)
-	}
-	cur, err := b.cat.CurrentVersion(ctx, view)
-	switch {
-	case err == nil && cur.Covered == covered:
-		return cur, ErrUpToDate
-	case err != nil && !errors.Is(err, catalog.ErrNotFound):
+	var cur *catalog.ViewVersion
+	switch v, err := b.cat.CurrentVersion(ctx, req.View); {
+	case err == nil:
+		cur = &v
+	case !errors.Is(err, catalog.ErrNotFound):
 		return catalog.ViewVersion{}, err
 	}
-	if len(inputs) == 0 {
-		return catalog.ViewVersion{}, ErrUpToDate
+	bp, err := planBuild(req, plan.TimeKey != "", cur, archive)
+	if errors.Is(err, ErrUpToDate) && cur != nil {
+		return *cur, err
 	}
-	versions, err := b.cat.ListVersions(ctx, view)
+	if err != nil {
+		return catalog.ViewVersion{}, err
+	}
+	versions, err := b.cat.ListVersions(ctx, req.View)
 	if err != nil {
 		return catalog.ViewVersion{}, err
 	}
@@ -125,58 +181,165 @@ func (b *Builder) Build(ctx context.Context, jobID, view string) (catalog.ViewVe
 	if len(versions) > 0 {
 		next = versions[0].Version + 1
 	}
-
-	dir := filepath.Join(b.cfg.ScratchDir, "build-"+jobID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return catalog.ViewVersion{}, err
-	}
-	defer os.RemoveAll(dir)
-	task := BuildTask{
-		SQL:         plan.PartialSQL("read_parquet(" + sqlList(inputs) + ")"),
-		Output:      filepath.Join(dir, "part-00000.parquet"),
-		Memory:      b.cfg.ExecutorMemory,
-		Threads:     b.cfg.ExecutorThreads,
-		AllowedDirs: allowedDirs(inputs, dir),
-	}
-	if err := writeJSON(filepath.Join(dir, TaskFile), task); err != nil {
-		return catalog.ViewVersion{}, err
-	}
-	if err := b.launcher.Launch(ctx, dir, "executor", "build", "--dir", dir); err != nil {
-		return catalog.ViewVersion{}, fmt.Errorf("executor: %w", err)
-	}
-	var res BuildResult
-	if err := readJSON(filepath.Join(dir, ResultFile), &res); err != nil {
-		return catalog.ViewVersion{}, fmt.Errorf("executor result: %w", err)
-	}
-
-	name := fmt.Sprintf("views/%s/v%d/part-00000.parquet", view, next)
-	f, err := os.Open(task.Output)
+	files, err := b.execute(ctx, req, plan, bp, next)
 	if err != nil {
 		return catalog.ViewVersion{}, err
 	}
-	err = b.bucket.Upload(ctx, name, f)
-	f.Close()
-	if err != nil {
-		return catalog.ViewVersion{}, fmt.Errorf("upload %s: %w", name, err)
-	}
-	v, err := b.cat.PublishVersion(ctx, catalog.ViewVersion{
-		View: view, Covered: covered,
-		Files: []catalog.VersionFile{{Path: name, Rows: res.Rows, Bytes: res.Bytes}},
-		Rows:  res.Rows, Bytes: res.Bytes, JobID: jobID,
+	v := catalog.ViewVersion{
+		View: req.View, Covered: bp.covered, Files: append(bp.carried, files...), JobID: req.JobID,
 		CreatedAt: time.Now().UTC(), BuildMillis: time.Since(start).Milliseconds(),
-	})
+		Meta: catalog.VersionMeta{Kind: bp.kind, Rebuilt: bp.rebuilt},
+	}
+	if cur != nil && bp.kind != KindFull {
+		v.Meta.Base = cur.Version
+	}
+	for _, f := range v.Files {
+		v.Rows, v.Bytes = v.Rows+f.Rows, v.Bytes+f.Bytes
+	}
+	published, err := b.cat.PublishVersion(ctx, v)
 	if err != nil {
+		b.discard(files)
 		return catalog.ViewVersion{}, fmt.Errorf("publish: %w", err)
 	}
-	if v.Version != next {
-		// Builds of a view are serialised by the scheduler, so this means a
-		// second control plane built concurrently; its files would be shadowed.
-		return v, fmt.Errorf("published as version %d but files were written for version %d", v.Version, next)
+	if published.Version != next {
+		// Builds of a view are serialised, so another control plane built
+		// concurrently; its files would be shadowed by these.
+		return published, fmt.Errorf("published as version %d but files were written for version %d", published.Version, next)
+	}
+	// The catalog is the commit: from here the version exists, and a restart
+	// would hand it to the speed layer even if this call failed.
+	if err := b.speed.Publish(ctx, req.View, published); err != nil {
+		return published, fmt.Errorf("hand over version %d to serving: %w", published.Version, err)
+	}
+	b.logger.Info("view built", "view", req.View, "version", published.Version, "kind", bp.kind,
+		"covered", bp.covered, "rebuilt", len(bp.rebuilt), "rows", published.Rows, "ms", published.BuildMillis)
+	if err := b.collect(ctx, req.View); err != nil {
+		b.logger.Warn("garbage collection after build", "view", req.View, "err", err)
+	}
+	return published, nil
+}
+
+// partitionColumn is the Hive partition column of view outputs: "dt",
+// unless the view has a column of that name.
+func partitionColumn(plan *viewsql.Plan) string {
+	for _, c := range plan.Partial {
+		if strings.EqualFold(c.Name, "dt") {
+			return "duet_dt"
+		}
+	}
+	return "dt"
+}
+
+// execute runs the build on an executor and uploads its output files.
+func (b *Builder) execute(ctx context.Context, req Request, plan *viewsql.Plan, bp buildPlan, version int64) ([]catalog.VersionFile, error) {
+	dir := filepath.Join(b.cfg.ScratchDir, "build-"+req.JobID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	inputs := make([]string, len(bp.inputs))
+	for i, f := range bp.inputs {
+		p, err := b.bucket.LocalPath(f.Path)
+		if err != nil {
+			return nil, err
+		}
+		inputs[i] = p
+	}
+	source := plan.Dataset
+	if len(inputs) > 0 {
+		source = "read_parquet(" + sqlList(inputs) + ", hive_partitioning = false)"
+	} else {
+		// A backfill of days without records: the partitions become empty.
+		source = ""
+	}
+	task := Task{
+		Output: filepath.Join(dir, "out"), Memory: b.cfg.ExecutorMemory, Threads: b.cfg.ExecutorThreads,
+		AllowedDirs: allowedDirs(inputs, dir),
+	}
+	if source != "" {
+		task.SQL = plan.PartialSQL(source)
+	}
+	if plan.TimeKey != "" {
+		task.PartitionColumn = partitionColumn(plan)
+		task.PartitionExpr = fmt.Sprintf("strftime(CAST(%s AS DATE), '%%Y-%%m-%%d')", dataset.QuoteIdent(plan.TimeKey))
+	}
+	res, err := b.run(ctx, req.LogPrefix, dir, task)
+	if err != nil {
+		return nil, err
+	}
+	var out []catalog.VersionFile
+	for i, f := range res.Files {
+		name := fmt.Sprintf("views/%s/v%d/part-%05d.parquet", req.View, version, i)
+		if f.Partition != "" {
+			name = fmt.Sprintf("views/%s/v%d/%s=%s/part-%05d.parquet", req.View, version, task.PartitionColumn, f.Partition, i)
+		}
+		if err := b.upload(ctx, name, f.Path); err != nil {
+			b.discard(out)
+			return nil, fmt.Errorf("upload %s: %w", name, err)
+		}
+		out = append(out, catalog.VersionFile{Path: name, Partition: f.Partition, Rows: f.Rows, Bytes: f.Bytes})
+	}
+	return out, nil
+}
+
+// run launches one executor for task in dir, keeps its output under
+// logPrefix, and reads its result.
+func (b *Builder) run(ctx context.Context, logPrefix, dir string, task Task) (Result, error) {
+	if err := writeJSON(filepath.Join(dir, TaskFile), task); err != nil {
+		return Result{}, err
+	}
+	err := b.launcher.Launch(ctx, dir, "executor", "run", "--dir", dir)
+	if logPrefix != "" {
+		for _, name := range []string{"stdout", "stderr"} {
+			if uerr := b.upload(context.WithoutCancel(ctx), logPrefix+name, filepath.Join(dir, name)); uerr != nil && !errors.Is(uerr, os.ErrNotExist) {
+				b.logger.Warn("keep executor output", "file", name, "err", uerr)
+			}
+		}
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("executor: %w", err)
+	}
+	var res Result
+	if err := readJSON(filepath.Join(dir, ResultFile), &res); err != nil {
+		return Result{}, fmt.Errorf("executor result: %w", err)
+	}
+	for i := range res.Files {
+		res.Files[i].Path = filepath.Join(dir, res.Files[i].Path)
+	}
+	return res, nil
+}
+
+func (b *Builder) upload(ctx context.Context, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return b.bucket.Upload(ctx, name, f)
+}
+
+// discard deletes files of a build that will not be published. Readers never
+// see them (no version names them); this only saves the space early.
+func (b *Builder) discard(files []catalog.VersionFile) {
+	for _, f := range files {
+		if err := b.bucket.Delete(context.Background(), f.Path); err != nil {
+			b.logger.Warn("delete unpublished file", "path", f.Path, "err", err)
+		}
+	}
+}
+
+// Rollback makes an older version current again. The speed layer then holds
+// the offsets that version does not cover, so merged answers stay exact.
+func (b *Builder) Rollback(ctx context.Context, view string, version int64) (catalog.ViewVersion, error) {
+	defer b.lock(view)()
+	v, err := b.cat.SetCurrentVersion(ctx, view, version)
+	if err != nil {
+		return catalog.ViewVersion{}, err
 	}
 	if err := b.speed.Publish(ctx, view, v); err != nil {
-		return v, fmt.Errorf("hand over version %d to serving: %w", v.Version, err)
+		return v, fmt.Errorf("hand version %d to serving: %w", version, err)
 	}
-	b.logger.Info("view built", "view", view, "version", v.Version, "covered", covered, "rows", res.Rows, "ms", v.BuildMillis)
+	b.logger.Info("view rolled back", "view", view, "version", version, "covered", v.Covered)
 	return v, nil
 }
 
@@ -200,20 +363,4 @@ func sqlList(items []string) string {
 		q[i] = dataset.QuoteString(s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o644)
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
 }

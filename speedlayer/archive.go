@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -221,4 +222,45 @@ func (l *Layer) localPaths(names []string) ([]string, error) {
 		out[i] = filepath.Clean(p)
 	}
 	return out, nil
+}
+
+// ReplaceArchive makes queries read merged archive files in place of the
+// files they replace (compaction). The catalog already records the swap.
+func (l *Layer) ReplaceArchive(ctx context.Context, name string, remove []string, add []catalog.ArchiveFile) error {
+	ds, err := l.dataset(name)
+	if err != nil {
+		return err
+	}
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	gone := map[string]bool{}
+	for _, p := range remove {
+		gone[p] = true
+	}
+	var all []catalog.ArchiveFile
+	for _, f := range ds.archive {
+		if !gone[f.Path] {
+			all = append(all, f)
+		}
+	}
+	all = append(all, add...)
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].First != all[j].First {
+			return all[i].First < all[j].First
+		}
+		return all[i].Path < all[j].Path
+	})
+	tx, err := ds.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := ds.defineRaw(ctx, tx, all); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	ds.archive = all
+	return nil
 }

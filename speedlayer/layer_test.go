@@ -41,7 +41,7 @@ const viewSQL = `SELECT date_trunc('hour', ts) AS hour, k, count(*) AS n, sum(v)
 type inProcess struct{}
 
 func (inProcess) Launch(ctx context.Context, dir string, _ ...string) error {
-	return batchlayer.RunBuildTask(ctx, dir)
+	return batchlayer.RunTask(ctx, dir)
 }
 
 // node is one process's worth of duet state on a data directory.
@@ -208,9 +208,9 @@ func TestMergedEqualsRecomputationUnderRandomOperations(t *testing.T) {
 			defer func() { n.stop() }()
 			ctx := context.Background()
 			var accepted []row
-			for op := range 40 {
+			for op := range 60 {
 				var step string
-				switch k := rnd.IntN(10); {
+				switch k := rnd.IntN(13); {
 				case k < 5:
 					rows := randomRows(rnd, 1+rnd.IntN(30))
 					rec := record(rows)
@@ -229,30 +229,46 @@ func TestMergedEqualsRecomputationUnderRandomOperations(t *testing.T) {
 						t.Fatal(err)
 					}
 					step = "flush"
-				case k < 8:
-					v, err := n.builder.Build(ctx, fmt.Sprint("job", op), "v")
+				case k < 9:
+					full := k == 8
+					v, err := n.builder.Build(ctx, batchlayer.Request{JobID: fmt.Sprint("job", op), View: "v", Full: full})
 					if err != nil && !errors.Is(err, batchlayer.ErrUpToDate) {
 						t.Fatal(err)
 					}
 					if err == nil && v.Covered != int64(len(accepted)) {
 						t.Fatalf("build covered %d, want all %d accepted", v.Covered, len(accepted))
 					}
-					step = "build"
-				case k < 9:
+					step = fmt.Sprintf("build (full=%v) -> %s v%d", full, v.Meta.Kind, v.Version)
+				case k < 10:
 					versions, err := n.cat.ListVersions(ctx, "v")
 					if err != nil || len(versions) < 2 {
 						continue
 					}
 					old := versions[1+rnd.IntN(len(versions)-1)]
-					if err := n.layer.Publish(ctx, "v", old); err != nil {
+					if _, err := n.builder.Rollback(ctx, "v", old.Version); err != nil {
 						t.Fatal(err)
 					}
 					step = fmt.Sprintf("rollback to v%d", old.Version)
+				case k < 11:
+					merged, err := n.builder.Compact(ctx, fmt.Sprint("compact", op), spec.Name, &spec, "")
+					if err != nil {
+						t.Fatal(err)
+					}
+					step = fmt.Sprintf("compaction merged %d files", merged)
+				case k < 12:
+					from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, rnd.IntN(3))
+					to := from.AddDate(0, 0, rnd.IntN(2))
+					_, err := n.builder.Build(ctx, batchlayer.Request{JobID: fmt.Sprint("job", op), View: "v", From: from.Format(time.DateOnly), To: to.Format(time.DateOnly)})
+					if err != nil && !strings.Contains(err.Error(), "no version yet") {
+						t.Fatal(err)
+					}
+					step = "backfill " + from.Format(time.DateOnly) + ".." + to.Format(time.DateOnly)
 				default:
 					n.stop()
 					n = start(t, dir, int64(10+rnd.IntN(40)))
 					step = "restart"
 				}
+				t.Logf("op %d: %s", op, step)
 				n.check(accepted, fmt.Sprintf("op %d (%s)", op, step))
 			}
 		})

@@ -15,16 +15,16 @@ func newExecutorCmd() *cobra.Command {
 		Hidden: true,
 	}
 	var dir string
-	build := &cobra.Command{
-		Use:   "build",
-		Short: "Build a view version from the task in --dir",
+	run := &cobra.Command{
+		Use:   "run",
+		Short: "Run the task in --dir (a view build or an archive compaction)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return batchlayer.RunBuildTask(cmd.Context(), dir)
+			return batchlayer.RunTask(cmd.Context(), dir)
 		},
 	}
-	build.Flags().StringVar(&dir, "dir", "", "the task's working directory")
-	_ = build.MarkFlagRequired("dir")
-	cmd.AddCommand(build)
+	run.Flags().StringVar(&dir, "dir", "", "the task's working directory")
+	_ = run.MarkFlagRequired("dir")
+	cmd.AddCommand(run)
 	return cmd
 }
