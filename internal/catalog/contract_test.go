@@ -24,6 +24,9 @@ func RunContract(t *testing.T, open func(t *testing.T) *Store) {
 	t.Run("ConcurrentPublish", func(t *testing.T) { testConcurrentPublish(t, open(t)) })
 	t.Run("Jobs", func(t *testing.T) { testJobs(t, open(t)) })
 	t.Run("ListJobs", func(t *testing.T) { testListJobs(t, open(t)) })
+	t.Run("JobRetryFields", func(t *testing.T) { testJobRetryFields(t, open(t)) })
+	t.Run("ViewPolicy", func(t *testing.T) { testViewPolicy(t, open(t)) })
+	t.Run("LastFire", func(t *testing.T) { testLastFire(t, open(t)) })
 }
 
 // t0 is a fixed time at the stored (millisecond, UTC) precision, so values
@@ -511,9 +514,10 @@ func testListJobs(t *testing.T, s *Store) {
 		{ID: "c", Kind: "sql", View: "", State: "running", CreatedAt: at(3)},
 		{ID: "d", Kind: "build", View: "pages", State: "running", CreatedAt: at(4)},
 		{ID: "e", Kind: "build", View: "pages", State: "failed", CreatedAt: at(4)}, // same time as d: ID breaks the tie
+		{ID: "f", Kind: "compaction", View: "", State: "queued", CreatedAt: at(0)},
 	}
 	// Insert in a shuffled order so the result order comes from the query.
-	for _, i := range []int{2, 0, 4, 1, 3} {
+	for _, i := range []int{2, 5, 0, 4, 1, 3} {
 		if err := s.CreateJob(ctx, jobs[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -534,7 +538,11 @@ func testListJobs(t *testing.T, s *Store) {
 		f    JobFilter
 		want []string
 	}{
-		{JobFilter{}, []string{"e", "d", "c", "b", "a"}},
+		{JobFilter{}, []string{"e", "d", "c", "b", "a", "f"}},
+		{JobFilter{Kind: "build"}, []string{"e", "d", "b", "a"}},
+		{JobFilter{Kind: "compaction", State: "queued"}, []string{"f"}},
+		{JobFilter{Kind: "build", View: "pages", State: "failed"}, []string{"e"}},
+		{JobFilter{Kind: "sql", View: "pages"}, nil},
 		{JobFilter{Limit: 2}, []string{"e", "d"}},
 		{JobFilter{State: "running"}, []string{"d", "c", "b"}},
 		{JobFilter{View: "pages"}, []string{"e", "d", "a"}},
@@ -550,5 +558,106 @@ func testListJobs(t *testing.T, s *Store) {
 	list, err := s.ListJobs(ctx, JobFilter{View: "users"})
 	if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], jobs[1]) {
 		t.Fatalf("ListJobs(users) = %+v, %v; want [%+v]", list, err, jobs[1])
+	}
+}
+
+// testJobRetryFields: parameters, attempts, the next attempt time, the log
+// prefix and the timeout round-trip through create and update.
+func testJobRetryFields(t *testing.T, s *Store) {
+	ctx := t.Context()
+	j := Job{
+		ID: "bf", Kind: "backfill", View: "pages", State: "queued", CreatedAt: t0,
+		Params:      map[string]string{"from": "2025-03-01", "to": "2025-03-14", "quote": `"x" \ y`},
+		MaxAttempts: 4, Timeout: 90 * time.Second, NextAttemptAt: at(5),
+	}
+	if err := s.CreateJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetJob(ctx, "bf")
+	if err != nil || !reflect.DeepEqual(got, j) {
+		t.Fatalf("GetJob = %+v, %v; want %+v", got, err, j)
+	}
+	upd := j
+	upd.Params = map[string]string{"from": "2025-03-02"}
+	upd.State, upd.Attempt, upd.LogPrefix, upd.NextAttemptAt, upd.StartedAt = "running", 2, "logs/jobs/bf/attempt-2/", time.Time{}, at(6)
+	upd.Timeout = 1500 * time.Millisecond
+	if err := s.UpdateJob(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetJob(ctx, "bf"); err != nil || !reflect.DeepEqual(got, upd) {
+		t.Fatalf("GetJob after update = %+v, %v; want %+v", got, err, upd)
+	}
+	// No parameters read back as nil, whether stored as nil or as an empty map.
+	upd.Params = map[string]string{}
+	if err := s.UpdateJob(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetJob(ctx, "bf"); err != nil || got.Params != nil {
+		t.Fatalf("Params after storing an empty map = %#v, %v; want nil", got.Params, err)
+	}
+	list, err := s.ListJobs(ctx, JobFilter{Kind: "backfill"})
+	if err != nil || len(list) != 1 || list[0].LogPrefix != upd.LogPrefix || list[0].MaxAttempts != 4 {
+		t.Fatalf("ListJobs(backfill) = %+v, %v", list, err)
+	}
+	for _, bad := range []Job{
+		{ID: "x", Kind: "k", State: "queued", MaxAttempts: -1},
+		{ID: "x", Kind: "k", State: "queued", Timeout: -time.Second},
+	} {
+		if err := s.CreateJob(ctx, bad); err == nil {
+			t.Errorf("CreateJob(%+v) succeeded, want a validation error", bad)
+		}
+	}
+}
+
+// testViewPolicy: a view's scheduling policy is stored as given.
+func testViewPolicy(t *testing.T, s *Store) {
+	ctx := t.Context()
+	mustCreateDataset(t, s, "clicks")
+	v := View{Name: "hourly", Dataset: "clicks", SQL: "SELECT page, count(*) AS n FROM clicks GROUP BY page", Schedule: "@hourly",
+		CreatedAt: t0, Catchup: "all", MaxRetries: 7, Timeout: 90 * time.Second}
+	if err := s.CreateView(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetView(ctx, "hourly")
+	if err != nil || !reflect.DeepEqual(got, v) {
+		t.Fatalf("GetView = %+v, %v; want %+v", got, err, v)
+	}
+	list, err := s.ListViews(ctx)
+	if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], v) {
+		t.Fatalf("ListViews = %+v, %v; want [%+v]", list, err, v)
+	}
+	for _, bad := range []View{
+		{Name: "neg_retries", Dataset: "clicks", SQL: "SELECT 1", MaxRetries: -1},
+		{Name: "neg_timeout", Dataset: "clicks", SQL: "SELECT 1", Timeout: -time.Minute},
+	} {
+		if err := s.CreateView(ctx, bad); err == nil {
+			t.Errorf("CreateView(%+v) succeeded, want a validation error", bad)
+		}
+	}
+}
+
+func testLastFire(t *testing.T, s *Store) {
+	ctx := t.Context()
+	err := s.SetLastFire(ctx, "pages", t0)
+	wantErr(t, "SetLastFire(missing view)", err, ErrNotFound)
+	mustCreateDataset(t, s, "clicks")
+	mustCreateView(t, s, "pages", "clicks")
+	mustCreateView(t, s, "users", "clicks")
+	if got, err := s.LastFire(ctx, "pages"); err != nil || !got.IsZero() {
+		t.Fatalf("LastFire before any = %v, %v; want zero", got, err)
+	}
+	for _, when := range []time.Time{at(1), at(60), at(30)} { // last write wins, even going back
+		if err := s.SetLastFire(ctx, "pages", when); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.LastFire(ctx, "pages"); err != nil || !got.Equal(when) {
+			t.Fatalf("LastFire = %v, %v; want %v", got, err, when)
+		}
+	}
+	if got, err := s.LastFire(ctx, "users"); err != nil || !got.IsZero() {
+		t.Fatalf("LastFire(users) = %v, %v; want zero: another view's fire leaked", got, err)
+	}
+	if err := s.SetLastFire(ctx, "pages", time.Time{}); err == nil {
+		t.Fatal("SetLastFire(zero time) succeeded")
 	}
 }

@@ -23,6 +23,16 @@ type Dataset struct {
 type View struct {
 	Name, Dataset, SQL, Schedule string
 	CreatedAt                    time.Time // set to now when zero
+
+	// How the scheduler runs the view's jobs (it owns their meaning; the
+	// catalog stores them as given). Catchup is what a schedule does about
+	// fires missed while no server ran ("" = the scheduler's default);
+	// MaxRetries bounds the retries of a failed build (0 = none); Timeout
+	// bounds one attempt (0 = the scheduler's default). Views created before
+	// these existed read as "skip", 3 and 1h.
+	Catchup    string
+	MaxRetries int
+	Timeout    time.Duration // stored in milliseconds
 }
 
 // CreateDataset registers a dataset; its spec is validated and normalised
@@ -108,13 +118,17 @@ func (s *Store) CreateView(ctx context.Context, v View) error {
 	if v.SQL == "" {
 		return fmt.Errorf("create view %q: sql is empty", v.Name)
 	}
+	if v.MaxRetries < 0 || v.Timeout < 0 {
+		return fmt.Errorf("create view %q: negative max retries (%d) or timeout (%s)", v.Name, v.MaxRetries, v.Timeout)
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := datasetExists(ctx, tx, v.Dataset); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx,
-			`INSERT INTO views (name, dataset, sql_text, schedule, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING`,
-			v.Name, v.Dataset, v.SQL, v.Schedule, toMillis(createdAt(v.CreatedAt)))
+			`INSERT INTO views (name, dataset, sql_text, schedule, created_at, catchup, max_retries, timeout_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING`,
+			v.Name, v.Dataset, v.SQL, v.Schedule, toMillis(createdAt(v.CreatedAt)), v.Catchup, v.MaxRetries, v.Timeout.Milliseconds())
 		if err != nil {
 			return err
 		}
@@ -128,8 +142,7 @@ func (s *Store) CreateView(ctx context.Context, v View) error {
 
 // GetView returns a view by name; ErrNotFound if there is none.
 func (s *Store) GetView(ctx context.Context, name string) (View, error) {
-	row := s.read.QueryRowContext(ctx,
-		`SELECT name, dataset, sql_text, schedule, created_at FROM views WHERE name = $1`, name)
+	row := s.read.QueryRowContext(ctx, `SELECT `+viewColumns+` FROM views WHERE name = $1`, name)
 	v, err := scanView(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return View{}, fmt.Errorf("view %q: %w", name, ErrNotFound)
@@ -142,8 +155,7 @@ func (s *Store) GetView(ctx context.Context, name string) (View, error) {
 
 // ListViews returns every view, ordered by name.
 func (s *Store) ListViews(ctx context.Context) ([]View, error) {
-	rows, err := s.read.QueryContext(ctx,
-		`SELECT name, dataset, sql_text, schedule, created_at FROM views ORDER BY name`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+viewColumns+` FROM views ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list views: %w", err)
 	}
@@ -162,15 +174,18 @@ func (s *Store) ListViews(ctx context.Context) ([]View, error) {
 	return out, nil
 }
 
+const viewColumns = `name, dataset, sql_text, schedule, created_at, catchup, max_retries, timeout_ms`
+
 func scanView(row interface{ Scan(...any) error }) (View, error) {
 	var (
-		v       View
-		created int64
+		v                  View
+		created, timeoutMs int64
 	)
-	if err := row.Scan(&v.Name, &v.Dataset, &v.SQL, &v.Schedule, &created); err != nil {
+	if err := row.Scan(&v.Name, &v.Dataset, &v.SQL, &v.Schedule, &created, &v.Catchup, &v.MaxRetries, &timeoutMs); err != nil {
 		return View{}, err
 	}
 	v.CreatedAt = fromMillis(created)
+	v.Timeout = time.Duration(timeoutMs) * time.Millisecond
 	return v, nil
 }
 

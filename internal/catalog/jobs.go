@@ -3,26 +3,36 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 )
 
-// Job is one run of work (a view build, a SQL job, a notebook). The catalog
-// stores it; the scheduler owns what Kind and State mean.
+// Job is one run of work (a view build, a backfill, a compaction). The
+// catalog stores it; the scheduler owns what Kind, State and Params mean.
 type Job struct {
 	ID, Kind, View, State, Error string
-	CreatedAt                    time.Time // set to now when zero; never changed by UpdateJob
-	StartedAt, FinishedAt        time.Time // zero = unset
-	Version                      int64     // the version the job published, 0 = none
-	Attempt                      int
+	// Params are the kind's arguments; nil when there are none.
+	Params                map[string]string
+	CreatedAt             time.Time // set to now when zero; never changed by UpdateJob
+	StartedAt, FinishedAt time.Time // of the latest attempt; zero = unset
+	Version               int64     // the version the job published, 0 = none
+	// Attempt counts the attempts started so far; MaxAttempts bounds them.
+	Attempt, MaxAttempts int
+	// NextAttemptAt: a queued job does not start before it (zero = at once).
+	NextAttemptAt time.Time
+	// LogPrefix is the object-store prefix of the latest attempt's output.
+	LogPrefix string
+	// Timeout bounds one attempt; 0 = unbounded. Stored in milliseconds.
+	Timeout time.Duration
 }
 
 // JobFilter selects jobs; empty fields match everything, Limit <= 0 means no limit.
 type JobFilter struct {
-	State, View string
-	Limit       int
+	State, View, Kind string
+	Limit             int
 }
 
 func (j Job) validate() error {
@@ -33,22 +43,42 @@ func (j Job) validate() error {
 		return errors.New("kind is empty")
 	case j.State == "":
 		return errors.New("state is empty")
-	case j.Version < 0 || j.Attempt < 0:
-		return fmt.Errorf("negative version (%d) or attempt (%d)", j.Version, j.Attempt)
+	case j.Version < 0 || j.Attempt < 0 || j.MaxAttempts < 0:
+		return fmt.Errorf("negative version (%d), attempt (%d) or max attempts (%d)", j.Version, j.Attempt, j.MaxAttempts)
+	case j.Timeout < 0:
+		return fmt.Errorf("negative timeout %s", j.Timeout)
 	}
 	return nil
 }
 
-const jobColumns = `id, kind, view_name, state, error_message, created_at, started_at, finished_at, version, attempt`
+const jobColumns = `id, kind, view_name, state, error_message, created_at, started_at, finished_at, version, attempt,
+	params_json, max_attempts, next_attempt_at, log_prefix, timeout_ms`
+
+func encodeParams(p map[string]string) (string, error) {
+	if len(p) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", fmt.Errorf("encode params: %w", err)
+	}
+	return string(b), nil
+}
 
 // CreateJob stores a new job; ErrExists if the ID is taken.
 func (s *Store) CreateJob(ctx context.Context, j Job) error {
 	if err := j.validate(); err != nil {
 		return fmt.Errorf("create job %q: %w", j.ID, err)
 	}
-	res, err := s.write.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
+	params, err := encodeParams(j.Params)
+	if err != nil {
+		return fmt.Errorf("create job %q: %w", j.ID, err)
+	}
+	res, err := s.write.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING`,
 		j.ID, j.Kind, j.View, j.State, j.Error, toMillis(createdAt(j.CreatedAt)),
-		toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt)
+		toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt,
+		params, j.MaxAttempts, toNullMillis(j.NextAttemptAt), j.LogPrefix, j.Timeout.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("create job %q: %w", j.ID, err)
 	}
@@ -76,11 +106,17 @@ func (s *Store) UpdateJob(ctx context.Context, j Job) error {
 	if err := j.validate(); err != nil {
 		return fmt.Errorf("update job %q: %w", j.ID, err)
 	}
+	params, err := encodeParams(j.Params)
+	if err != nil {
+		return fmt.Errorf("update job %q: %w", j.ID, err)
+	}
 	res, err := s.write.ExecContext(ctx, `
 UPDATE jobs SET kind = $2, view_name = $3, state = $4, error_message = $5,
-	started_at = $6, finished_at = $7, version = $8, attempt = $9
+	started_at = $6, finished_at = $7, version = $8, attempt = $9,
+	params_json = $10, max_attempts = $11, next_attempt_at = $12, log_prefix = $13, timeout_ms = $14
 WHERE id = $1`,
-		j.ID, j.Kind, j.View, j.State, j.Error, toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt)
+		j.ID, j.Kind, j.View, j.State, j.Error, toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt,
+		params, j.MaxAttempts, toNullMillis(j.NextAttemptAt), j.LogPrefix, j.Timeout.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("update job %q: %w", j.ID, err)
 	}
@@ -101,13 +137,13 @@ func (s *Store) ListJobs(ctx context.Context, filter JobFilter) ([]Job, error) {
 		where []string
 		args  []any
 	)
-	if filter.State != "" {
-		args = append(args, filter.State)
-		where = append(where, fmt.Sprintf("state = $%d", len(args)))
-	}
-	if filter.View != "" {
-		args = append(args, filter.View)
-		where = append(where, fmt.Sprintf("view_name = $%d", len(args)))
+	for _, f := range []struct{ column, value string }{
+		{"state", filter.State}, {"view_name", filter.View}, {"kind", filter.Kind},
+	} {
+		if f.value != "" {
+			args = append(args, f.value)
+			where = append(where, fmt.Sprintf("%s = $%d", f.column, len(args)))
+		}
 	}
 	q := `SELECT ` + jobColumns + ` FROM jobs`
 	if len(where) > 0 {
@@ -139,15 +175,25 @@ func (s *Store) ListJobs(ctx context.Context, filter JobFilter) ([]Job, error) {
 
 func scanJob(row interface{ Scan(...any) error }) (Job, error) {
 	var (
-		j                 Job
-		created           int64
-		started, finished sql.NullInt64
+		j                          Job
+		created, timeoutMs         int64
+		started, finished, nextAtt sql.NullInt64
+		params                     string
 	)
-	if err := row.Scan(&j.ID, &j.Kind, &j.View, &j.State, &j.Error, &created, &started, &finished, &j.Version, &j.Attempt); err != nil {
+	if err := row.Scan(&j.ID, &j.Kind, &j.View, &j.State, &j.Error, &created, &started, &finished, &j.Version, &j.Attempt,
+		&params, &j.MaxAttempts, &nextAtt, &j.LogPrefix, &timeoutMs); err != nil {
 		return Job{}, err
 	}
 	j.CreatedAt = fromMillis(created)
 	j.StartedAt = fromNullMillis(started)
 	j.FinishedAt = fromNullMillis(finished)
+	j.NextAttemptAt = fromNullMillis(nextAtt)
+	j.Timeout = time.Duration(timeoutMs) * time.Millisecond
+	if err := json.Unmarshal([]byte(params), &j.Params); err != nil {
+		return Job{}, fmt.Errorf("job %q: decode params: %w", j.ID, err)
+	}
+	if len(j.Params) == 0 {
+		j.Params = nil
+	}
 	return j, nil
 }

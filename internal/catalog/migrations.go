@@ -88,6 +88,25 @@ CREATE INDEX jobs_by_created ON jobs (created_at, id);
 CREATE INDEX jobs_by_state ON jobs (state, created_at, id);
 CREATE INDEX jobs_by_view ON jobs (view_name, created_at, id);
 `,
+	// 2: job retries, timeouts, parameters and logs; per-view scheduling
+	// policy; the last cron fire each view's schedule has handled.
+	`
+ALTER TABLE jobs ADD COLUMN params_json TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE jobs ADD COLUMN max_attempts BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN next_attempt_at BIGINT;
+ALTER TABLE jobs ADD COLUMN log_prefix TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN timeout_ms BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX jobs_by_kind ON jobs (kind, created_at, id);
+
+ALTER TABLE views ADD COLUMN catchup TEXT NOT NULL DEFAULT 'skip';
+ALTER TABLE views ADD COLUMN max_retries BIGINT NOT NULL DEFAULT 3;
+ALTER TABLE views ADD COLUMN timeout_ms BIGINT NOT NULL DEFAULT 3600000;
+
+CREATE TABLE view_schedules (
+	view_name    TEXT PRIMARY KEY REFERENCES views (name) ON DELETE CASCADE,
+	last_fire_at BIGINT NOT NULL
+);
+`,
 }
 
 // migrate applies the migrations the database has not seen, all in one

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -253,5 +254,45 @@ func TestTwoStoresOneFile(t *testing.T) {
 		if cur, err := s.CurrentVersion(t.Context(), "pages"); err != nil || cur.Version != total {
 			t.Fatalf("CurrentVersion = %+v, %v; want %d", cur, err, total)
 		}
+	}
+}
+
+// TestMigrateFromVersion1 opens a catalog written by a duet that knew only
+// schema version 1: its views and jobs gain the new columns' defaults.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	db := rawDB(t, path)
+	if err := migrate(ctx, db, schemaMigrations[:1], discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO datasets (name, spec_json, created_at) VALUES ('clicks', '{"name":"clicks","time_column":"ts","columns":[{"name":"ts","type":"timestamp"}]}', 0)`,
+		`INSERT INTO views (name, dataset, sql_text, schedule, created_at) VALUES ('pages', 'clicks', 'SELECT count(*) FROM clicks', '@hourly', 0)`,
+		`INSERT INTO jobs (id, kind, view_name, state, error_message, created_at, version, attempt) VALUES ('old', 'view-build', 'pages', 'failed', 'boom', 0, 0, 1)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := openSQLite(t, path)
+	v, err := s.GetView(ctx, "pages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Catchup != "skip" || v.MaxRetries != 3 || v.Timeout != time.Hour {
+		t.Errorf("old view reads as catchup %q, max retries %d, timeout %s; want skip, 3, 1h", v.Catchup, v.MaxRetries, v.Timeout)
+	}
+	j, err := s.GetJob(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.MaxAttempts != 1 || j.Params != nil || !j.NextAttemptAt.IsZero() || j.LogPrefix != "" || j.Timeout != 0 || j.Error != "boom" {
+		t.Errorf("old job reads as %+v", j)
+	}
+	if last, err := s.LastFire(ctx, "pages"); err != nil || !last.IsZero() {
+		t.Errorf("LastFire after migration = %v, %v", last, err)
 	}
 }

@@ -1,0 +1,222 @@
+// Package lambdatest assembles duet's catalog, object store, engine, speed
+// layer and batch layer in one test process on a data directory, and checks
+// the invariant: merged answers equal recomputation over every accepted row.
+package lambdatest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/duet-analytics/duet/batchlayer"
+	"github.com/duet-analytics/duet/dataset"
+	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/internal/engine"
+	"github.com/duet-analytics/duet/internal/objstore"
+	"github.com/duet-analytics/duet/internal/viewsql"
+	"github.com/duet-analytics/duet/serving"
+	"github.com/duet-analytics/duet/speedlayer"
+)
+
+// Spec is the dataset the harness defines: events with a time, a key and a value.
+var Spec = dataset.Spec{Name: "ev", TimeColumn: "ts", Columns: []dataset.Column{
+	{Name: "ts", Type: dataset.Timestamp}, {Name: "k", Type: dataset.Varchar}, {Name: "v", Type: dataset.Bigint},
+}}
+
+// ViewSQL is the view "v" the harness maintains over Spec.
+const ViewSQL = `SELECT date_trunc('hour', ts) AS hour, k, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi, avg(v) AS a, count_if(v > 10) AS big FROM ev GROUP BY 1, 2`
+
+// InProcess runs executor tasks in this process: the real task code, without
+// a child process, so the speed layer's handoffs can be tested on their own.
+type InProcess struct{}
+
+func (InProcess) Launch(ctx context.Context, dir string, _ ...string) error {
+	return batchlayer.RunTask(ctx, dir)
+}
+
+// Node is one process's worth of duet state on a data directory.
+type Node struct {
+	t       *testing.T
+	Cat     *catalog.Store
+	DB      *sql.DB
+	Bucket  *objstore.Filesystem
+	Layer   *speedlayer.Layer
+	Builder *batchlayer.Builder
+	Stop    func()
+}
+
+// Options change how Start assembles a node.
+type Options struct {
+	SegmentRecords int64
+	// Launcher runs executor tasks; InProcess when nil.
+	Launcher batchlayer.Launcher
+	// Bucket wraps the filesystem bucket the builder writes to (fault injection).
+	Bucket func(*objstore.Filesystem) batchlayer.Bucket
+	Batch  batchlayer.Config
+}
+
+// Start opens a node on dir, creating the dataset and view on first use.
+func Start(t *testing.T, dir string, o Options) *Node {
+	t.Helper()
+	ctx := context.Background()
+	cat, err := catalog.Open(ctx, filepath.Join(dir, "catalog.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket, err := objstore.NewFilesystem(filepath.Join(dir, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := engine.Open(ctx, engine.Config{AllowedDirectories: []string{dir}, Threads: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := speedlayer.New(speedlayer.Config{
+		LogDir: filepath.Join(dir, "log"), ScratchDir: filepath.Join(dir, "scratch"),
+		SegmentMaxRecords: max(o.SegmentRecords, 1), SegmentMaxAge: time.Hour, TickInterval: 5 * time.Millisecond,
+	}, db, cat, bucket, bucket, serving.NewMerger(bucket), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cat.GetDataset(ctx, Spec.Name); errors.Is(err, catalog.ErrNotFound) {
+		if err := cat.CreateDataset(ctx, catalog.Dataset{Spec: Spec}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cat.CreateView(ctx, catalog.View{Name: "v", Dataset: Spec.Name, SQL: ViewSQL}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := layer.AddDataset(ctx, Spec); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := viewsql.Analyze(ctx, db, ViewSQL, &Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var version *catalog.ViewVersion
+	if cur, err := cat.CurrentVersion(ctx, "v"); err == nil {
+		version = &cur
+	}
+	if err := layer.AddView(ctx, "v", plan, version); err != nil {
+		t.Fatal(err)
+	}
+	var launcher batchlayer.Launcher = InProcess{}
+	if o.Launcher != nil {
+		launcher = o.Launcher
+	}
+	var bb batchlayer.Bucket = bucket
+	if o.Bucket != nil {
+		bb = o.Bucket(bucket)
+	}
+	bcfg := o.Batch
+	bcfg.ScratchDir = filepath.Join(dir, "scratch")
+	builder, err := batchlayer.NewBuilder(bcfg, cat, layer, bb, launcher, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- layer.Run(runCtx) }()
+	n := &Node{t: t, Cat: cat, DB: db, Bucket: bucket, Layer: layer, Builder: builder}
+	n.Stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		db.Close()
+		cat.Close()
+	}
+	return n
+}
+
+// Row is one event.
+type Row struct {
+	TS time.Time
+	K  string
+	V  *int64
+}
+
+// Record builds an Arrow record of rows with Spec's schema.
+func Record(rows []Row) arrow.RecordBatch {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, Spec.ArrowSchema())
+	defer b.Release()
+	for _, r := range rows {
+		b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(r.TS.UnixMicro()))
+		b.Field(1).(*array.StringBuilder).Append(r.K)
+		if r.V == nil {
+			b.Field(2).AppendNull()
+		} else {
+			b.Field(2).(*array.Int64Builder).Append(*r.V)
+		}
+	}
+	return b.NewRecordBatch()
+}
+
+// RandomRows makes n events over two days in random order, some values null.
+func RandomRows(rnd *rand.Rand, n int) []Row {
+	base := time.Date(2026, 11, 1, 20, 0, 0, 0, time.UTC)
+	out := make([]Row, n)
+	for i := range out {
+		var v *int64
+		if rnd.IntN(8) != 0 {
+			x := rnd.Int64N(40) - 5
+			v = &x
+		}
+		// Spread over two days in random order: late and out-of-order data.
+		out[i] = Row{TS: base.Add(time.Duration(rnd.IntN(48*60)) * time.Minute), K: string(rune('a' + rnd.IntN(4))), V: v}
+	}
+	return out
+}
+
+// Check asserts the invariant inside the engine: the merged view and the
+// raw table equal the view SQL and the rows over everything accepted.
+func (n *Node) Check(accepted []Row, step string) {
+	n.t.Helper()
+	ctx := context.Background()
+	conn, err := n.DB.Conn(ctx)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer conn.Close()
+	mustExec := func(q string) {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			n.t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mustExec("CREATE OR REPLACE TABLE memory.main.expected(ts TIMESTAMP, k VARCHAR, v BIGINT)")
+	defer mustExec("DROP TABLE memory.main.expected")
+	if len(accepted) > 0 {
+		vals := make([]string, len(accepted))
+		for i, r := range accepted {
+			v := "NULL"
+			if r.V != nil {
+				v = fmt.Sprint(*r.V)
+			}
+			vals[i] = fmt.Sprintf("(TIMESTAMP '%s', '%s', %s)", r.TS.Format("2006-01-02 15:04:05.999999"), r.K, v)
+		}
+		mustExec("INSERT INTO memory.main.expected VALUES " + strings.Join(vals, ", "))
+	}
+	cols := "hour, k, n, s, lo, hi, round(a, 9) AS a, big"
+	want := fmt.Sprintf("SELECT %s FROM (%s)", cols, strings.Replace(ViewSQL, "FROM ev", "FROM memory.main.expected AS ev", 1))
+	got := fmt.Sprintf("SELECT %s FROM duet.views.v", cols)
+	for _, pair := range [][2]string{{want, got}, {"SELECT * FROM memory.main.expected", "SELECT ts, k, v FROM duet.raw.ev"}} {
+		var diff int
+		q := fmt.Sprintf("SELECT count(*) FROM ((%[1]s EXCEPT ALL %[2]s) UNION ALL (%[2]s EXCEPT ALL %[1]s))", pair[0], pair[1])
+		if err := conn.QueryRowContext(ctx, q).Scan(&diff); err != nil {
+			n.t.Fatalf("%s: %v", step, err)
+		}
+		if diff != 0 {
+			n.t.Fatalf("%s: %d rows differ between %q and %q over %d accepted rows", step, diff, pair[1], pair[0], len(accepted))
+		}
+	}
+}
