@@ -46,15 +46,26 @@ type ViewRequest struct {
 	Name     string `json:"name"`
 	SQL      string `json:"sql"`
 	Schedule string `json:"schedule,omitempty"`
+	// Catchup is what the schedule does about fires missed while the server
+	// was down: skip (the default), once or all.
+	Catchup string `json:"catchup,omitempty"`
+	// MaxRetries bounds the retries of a failed build (absent: 3).
+	MaxRetries *int `json:"max_retries,omitempty"`
+	// Timeout bounds one build attempt, as a duration such as "30m" (absent: 1h).
+	Timeout string `json:"timeout,omitempty"`
 }
 
 // View is the answer of GET /v1/views/{name}.
 type View struct {
-	Name      string     `json:"name"`
-	Dataset   string     `json:"dataset"`
-	SQL       string     `json:"sql"`
-	Schedule  string     `json:"schedule,omitempty"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
+	Name     string `json:"name"`
+	Dataset  string `json:"dataset"`
+	SQL      string `json:"sql"`
+	Schedule string `json:"schedule,omitempty"`
+	// Catchup, MaxRetries and Timeout are the view's job policy (see ViewRequest).
+	Catchup    string     `json:"catchup,omitempty"`
+	MaxRetries int        `json:"max_retries"`
+	Timeout    string     `json:"timeout,omitempty"`
+	CreatedAt  *time.Time `json:"created_at,omitempty"`
 	// Batch is the published batch version; nil before the first build.
 	Batch *BatchVersion `json:"batch"`
 	Speed *SpeedStatus  `json:"speed,omitempty"`
@@ -97,27 +108,57 @@ type ViewList struct {
 	Views []View `json:"views"`
 }
 
-// Job states.
+// Job states: queued -> running -> succeeded | failed | killed | timed_out.
+// A failed or timed-out attempt goes back to queued while attempts remain.
 const (
 	JobQueued    = "queued"
 	JobRunning   = "running"
 	JobSucceeded = "succeeded"
 	JobFailed    = "failed"
+	JobKilled    = "killed"
+	JobTimedOut  = "timed_out"
 )
 
-// Job is the answer of GET /v1/jobs/{id} and of POST /v1/views/{name}/builds (202).
+// JobFinished reports whether a job state is final.
+func JobFinished(state string) bool {
+	switch state {
+	case JobSucceeded, JobFailed, JobKilled, JobTimedOut:
+		return true
+	}
+	return false
+}
+
+// Job is the answer of GET /v1/jobs/{id}, DELETE /v1/jobs/{id} (202) and of
+// the requests that queue jobs (202).
 type Job struct {
-	ID         string     `json:"id"`
-	Kind       string     `json:"kind"`
-	View       string     `json:"view,omitempty"`
-	State      string     `json:"state"`
-	CreatedAt  time.Time  `json:"created_at"`
+	ID     string            `json:"id"`
+	Kind   string            `json:"kind"`
+	View   string            `json:"view,omitempty"`
+	Params map[string]string `json:"params,omitempty"`
+	State  string            `json:"state"`
+	// Attempt counts the attempts started so far, of at most MaxAttempts.
+	Attempt     int `json:"attempt"`
+	MaxAttempts int `json:"max_attempts"`
+	// NextAttemptAt: a queued job waiting to retry starts no sooner.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// Timeout bounds one attempt, as a duration such as "1h".
+	Timeout   string    `json:"timeout,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// StartedAt, FinishedAt and DurationMs are the latest attempt's.
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	DurationMs int64      `json:"duration_ms,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	// LogPrefix is where the object store keeps the latest attempt's
+	// executor output (GET /v1/jobs/{id}/logs serves it).
+	LogPrefix string `json:"log_prefix,omitempty"`
 	// Version is the view version a successful build published.
 	Version *BatchVersion `json:"version,omitempty"`
+}
+
+// JobList is the answer of GET /v1/jobs, newest first.
+type JobList struct {
+	Jobs []Job `json:"jobs"`
 }
 
 // Error is the body of every 4xx and 5xx answer.

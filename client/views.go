@@ -47,9 +47,9 @@ func (c *Client) GetJob(ctx context.Context, id string) (api.Job, error) {
 // DefaultPoll is WaitJob's interval when given none.
 const DefaultPoll = 500 * time.Millisecond
 
-// WaitJob polls a job every poll until it has succeeded or failed, and returns
-// it in that final state; a failed job is not an error of WaitJob's (read
-// Job.State and Job.Error). It gives up when ctx ends.
+// WaitJob polls a job every poll until it is final (succeeded, failed,
+// killed or timed out), and returns it in that state; a failed job is not an
+// error of WaitJob's (read Job.State and Job.Error). It gives up when ctx ends.
 func (c *Client) WaitJob(ctx context.Context, id string, poll time.Duration) (api.Job, error) {
 	if poll <= 0 {
 		poll = DefaultPoll
@@ -61,7 +61,7 @@ func (c *Client) WaitJob(ctx context.Context, id string, poll time.Duration) (ap
 		if err != nil {
 			return job, err
 		}
-		if job.State == api.JobSucceeded || job.State == api.JobFailed {
+		if api.JobFinished(job.State) {
 			return job, nil
 		}
 		select {

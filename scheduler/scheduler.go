@@ -1,6 +1,15 @@
-// Package scheduler turns cron schedules and user requests into jobs, keeps
-// each job's state in the catalog (queued, running, succeeded, failed), and
-// runs jobs one at a time through the batch layer.
+// Package scheduler turns cron schedules and requests into jobs, keeps each
+// job's state in the catalog and runs jobs through a Runner: with retries
+// and exponential backoff, a timeout per attempt, one job per view at a
+// time, a global limit on concurrent jobs, and catch-up after downtime.
+//
+// Deciding is separate from doing: Due, PlanStarts, RetryDelay and settle
+// are pure functions of state and now; Run is a thin loop that applies them
+// on an injected Clock.
+//
+// Job states: queued -> running -> succeeded | failed | killed | timed_out.
+// A failed or timed-out attempt sends the job back to queued, with
+// NextAttemptAt after a backoff, while attempts remain.
 package scheduler
 
 import (
@@ -8,212 +17,477 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 
-	"github.com/duet-analytics/duet/batchlayer"
 	"github.com/duet-analytics/duet/internal/catalog"
 )
 
 // Job kinds.
-const KindViewBuild = "view-build"
+const (
+	// KindViewBuild builds a view's next version; Params {"full": "true"} asks
+	// for a full rebuild.
+	KindViewBuild = "view-build"
+	// KindBackfill rebuilds a view over a time range: Params {"from", "to"}.
+	KindBackfill = "backfill"
+	// KindCompaction compacts a dataset's raw archive: Params {"dataset"}.
+	KindCompaction = "compaction"
+)
 
-// Job states, as the API reports them.
+// Job states, as the catalog stores them and the API reports them.
 const (
 	StateQueued    = "queued"
 	StateRunning   = "running"
 	StateSucceeded = "succeeded"
 	StateFailed    = "failed"
+	StateKilled    = "killed"
+	StateTimedOut  = "timed_out"
 )
 
-// Catalog stores jobs.
+// States lists every job state, in lifecycle order.
+var States = []string{StateQueued, StateRunning, StateSucceeded, StateFailed, StateKilled, StateTimedOut}
+
+// Defaults of a view's policy, and of jobs that belong to no view.
+const (
+	DefaultMaxRetries = 3
+	DefaultTimeout    = time.Hour
+)
+
+// Sentinel errors, wrapped with the job or request they are about.
+var (
+	// ErrFinished: Kill of a job that already reached a final state.
+	ErrFinished = errors.New("job already finished")
+	// ErrIDInUse: Submit with an ID already naming a different job.
+	ErrIDInUse = errors.New("job id already used by a different job")
+	// ErrInvalidRequest: Submit with an unknown kind or missing parameters.
+	ErrInvalidRequest = errors.New("invalid job request")
+)
+
+// Runner executes one attempt of a job. It must stop promptly when ctx is
+// cancelled. A nil error is success, including "nothing to do".
+type Runner interface {
+	Run(ctx context.Context, j catalog.Job) (version int64, err error)
+}
+
+// Catalog stores jobs, reads views' policies and remembers each schedule's
+// last fire.
 type Catalog interface {
 	CreateJob(ctx context.Context, j catalog.Job) error
 	GetJob(ctx context.Context, id string) (catalog.Job, error)
 	UpdateJob(ctx context.Context, j catalog.Job) error
 	ListJobs(ctx context.Context, f catalog.JobFilter) ([]catalog.Job, error)
-}
-
-// Builder builds a view version.
-type Builder interface {
-	Build(ctx context.Context, jobID, view string) (catalog.ViewVersion, error)
+	GetView(ctx context.Context, name string) (catalog.View, error)
+	LastFire(ctx context.Context, view string) (time.Time, error)
+	SetLastFire(ctx context.Context, view string, at time.Time) error
 }
 
 // Config for the scheduler.
 type Config struct {
-	// JobTimeout bounds one job's run.
-	JobTimeout time.Duration `yaml:"job_timeout"`
+	// Workers bounds the jobs running at once.
+	Workers int `yaml:"workers"`
+	// RetryBackoff is the wait after a job's first failed attempt; it
+	// doubles for each further one, up to MaxRetryBackoff.
+	RetryBackoff    time.Duration `yaml:"retry_backoff"`
+	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+	// Poll is the longest the loop sleeps without a reason to wake; it also
+	// bounds how soon a failed catalog read is retried.
+	Poll time.Duration `yaml:"poll"`
 }
 
-// Scheduler queues and runs jobs.
-type Scheduler struct {
-	cfg     Config
-	cat     Catalog
-	builder Builder
-	logger  *slog.Logger
-	cron    *cron.Cron
-	queue   chan string
-	runs    *prometheus.CounterVec
-
-	mu      sync.Mutex
-	entries map[string]cron.EntryID
+// DefaultConfig is the configuration Validate fills in.
+func DefaultConfig() Config {
+	return Config{Workers: 2, RetryBackoff: 10 * time.Second, MaxRetryBackoff: 10 * time.Minute, Poll: 10 * time.Second}
 }
 
-var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// ValidateSchedule checks a cron expression: 5 fields, optional seconds,
-// descriptors such as @every 5m and @hourly, and a CRON_TZ= prefix.
-func ValidateSchedule(spec string) error {
-	if _, err := parser.Parse(spec); err != nil {
-		return fmt.Errorf("schedule %q: %w", spec, err)
+// Validate fills zero fields with defaults and names the first bad field.
+func (c *Config) Validate() error {
+	d := DefaultConfig()
+	if c.Workers == 0 {
+		c.Workers = d.Workers
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = d.RetryBackoff
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = max(d.MaxRetryBackoff, c.RetryBackoff)
+	}
+	if c.Poll == 0 {
+		c.Poll = d.Poll
+	}
+	switch {
+	case c.Workers < 0:
+		return fmt.Errorf("scheduler.workers %d: must be at least 1", c.Workers)
+	case c.RetryBackoff < 0:
+		return fmt.Errorf("scheduler.retry_backoff %s: must be positive", c.RetryBackoff)
+	case c.MaxRetryBackoff < c.RetryBackoff:
+		return fmt.Errorf("scheduler.max_retry_backoff %s: must be at least retry_backoff (%s)", c.MaxRetryBackoff, c.RetryBackoff)
+	case c.Poll < 0:
+		return fmt.Errorf("scheduler.poll %s: must be positive", c.Poll)
 	}
 	return nil
 }
 
-// New creates a scheduler; Run starts it.
-func New(cfg Config, cat Catalog, builder Builder, logger *slog.Logger, reg prometheus.Registerer) *Scheduler {
-	if cfg.JobTimeout == 0 {
-		cfg.JobTimeout = time.Hour
+// Scheduler queues and runs jobs. Submit, Kill, Schedule and Unschedule are
+// safe to call from any goroutine, before or while Run runs.
+type Scheduler struct {
+	cfg     Config
+	cat     Catalog
+	runner  Runner
+	clock   Clock
+	logger  *slog.Logger
+	metrics *metrics
+	wake    chan struct{}
+
+	// mu serialises job state transitions (start, finish, kill, submit),
+	// so each reads and writes the catalog without a competing writer.
+	mu        sync.Mutex
+	schedules map[string]*schedule
+	running   map[string]*run
+	wg        sync.WaitGroup // one per running attempt
+}
+
+// schedule is one view's cron schedule.
+type schedule struct {
+	spec   string
+	sched  cron.Schedule
+	policy Catchup
+	// last is the latest fire handled; loaded is false until the loop has
+	// read it from the catalog (and applied the catch-up policy).
+	last   time.Time
+	loaded bool
+}
+
+// run is one attempt in progress.
+type run struct {
+	job      catalog.Job
+	deadline time.Time // zero: no timeout
+	cancel   context.CancelCauseFunc
+}
+
+// New creates a scheduler; Run starts it. A nil clock is the wall clock.
+func New(cfg Config, cat Catalog, runner Runner, clock Clock, logger *slog.Logger, reg prometheus.Registerer) (*Scheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if clock == nil {
+		clock = RealClock()
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Scheduler{
-		cfg: cfg, cat: cat, builder: builder, logger: logger,
-		cron:    cron.New(cron.WithParser(parser), cron.WithLocation(time.UTC)),
-		queue:   make(chan string, 1024),
-		entries: map[string]cron.EntryID{},
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "duet_scheduler_jobs_total", Help: "Jobs finished, by kind and final state.",
-		}, []string{"kind", "state"}),
-	}
-	if reg != nil {
-		reg.MustRegister(s.runs)
-	}
-	return s
+	return &Scheduler{
+		cfg: cfg, cat: cat, runner: runner, clock: clock, logger: logger,
+		metrics:   newMetrics(reg),
+		wake:      make(chan struct{}, 1),
+		schedules: map[string]*schedule{},
+		running:   map[string]*run{},
+	}, nil
 }
 
-// Schedule builds the view on the cron schedule spec.
-func (s *Scheduler) Schedule(view, spec string) error {
-	id, err := s.cron.AddFunc(spec, func() {
-		if _, err := s.Submit(context.Background(), KindViewBuild, view); err != nil {
-			s.logger.Error("scheduled build not submitted", "view", view, "err", err)
-		}
-	})
+// notify wakes the loop for a new pass.
+func (s *Scheduler) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Schedule builds view on the cron schedule spec (see ParseSchedule),
+// replacing any schedule it had; policy says what to do about fires missed
+// while no scheduler ran.
+func (s *Scheduler) Schedule(view, spec string, policy Catchup) error {
+	sched, err := ParseSchedule(spec)
 	if err != nil {
-		return fmt.Errorf("schedule %q: %w", spec, err)
+		return err
+	}
+	if policy, err = ParseCatchup(string(policy)); err != nil {
+		return err
 	}
 	s.mu.Lock()
-	s.entries[view] = id
+	if cur, ok := s.schedules[view]; !ok || cur.spec != spec || cur.policy != policy {
+		s.schedules[view] = &schedule{spec: spec, sched: sched, policy: policy}
+	}
 	s.mu.Unlock()
+	s.notify()
 	return nil
 }
 
-// Submit queues a build of view. A build of the same view that is already
-// queued absorbs the request: it will cover the same records.
-func (s *Scheduler) Submit(ctx context.Context, kind, view string) (catalog.Job, error) {
-	if kind != KindViewBuild {
-		return catalog.Job{}, fmt.Errorf("unknown job kind %q", kind)
-	}
-	queued, err := s.cat.ListJobs(ctx, catalog.JobFilter{State: StateQueued, View: view, Limit: 1})
-	if err != nil {
-		return catalog.Job{}, err
-	}
-	if len(queued) > 0 {
-		return queued[0], nil
-	}
-	j := catalog.Job{ID: uuid.NewString(), Kind: kind, View: view, State: StateQueued, CreatedAt: time.Now().UTC()}
-	if err := s.cat.CreateJob(ctx, j); err != nil {
-		return catalog.Job{}, fmt.Errorf("create job: %w", err)
-	}
-	select {
-	case s.queue <- j.ID:
-	default:
-		// The queue is only a wake-up; Run also finds queued jobs in the catalog.
-	}
-	return j, nil
+// Unschedule stops the view's schedule; its queued and running jobs go on.
+func (s *Scheduler) Unschedule(view string) {
+	s.mu.Lock()
+	delete(s.schedules, view)
+	s.mu.Unlock()
 }
 
-// Run recovers jobs left by a previous process, starts the cron schedules
-// and runs queued jobs until ctx is cancelled.
+// Run recovers jobs left running by a previous process, then fires
+// schedules and runs jobs until ctx ends. On return no attempt is running:
+// those in progress were cancelled and re-queued (the attempt counts).
 func (s *Scheduler) Run(ctx context.Context) error {
-	if err := s.recover(ctx); err != nil {
+	if err := s.recoverInterrupted(ctx); err != nil {
 		return err
 	}
-	s.cron.Start()
-	defer func() { <-s.cron.Stop().Done() }()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	defer s.wg.Wait()
 	for {
+		wakeAt := s.pass(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
-		case id := <-s.queue:
-			s.run(ctx, id)
-		case <-t.C:
-			s.runQueued(ctx)
+		case <-s.wake:
+		case <-s.clock.WaitUntil(wakeAt):
 		}
 	}
 }
 
-// recover fails jobs that were running when the last process stopped (their
-// executors died with it) and requeues queued ones.
-func (s *Scheduler) recover(ctx context.Context) error {
+// recoverInterrupted settles the jobs a dead process left running: their
+// executors died with it.
+func (s *Scheduler) recoverInterrupted(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	running, err := s.cat.ListJobs(ctx, catalog.JobFilter{State: StateRunning})
 	if err != nil {
-		return fmt.Errorf("recover jobs: %w", err)
+		return fmt.Errorf("recover interrupted jobs: %w", err)
 	}
+	now := s.clock.Now()
 	for _, j := range running {
-		j.State, j.Error, j.FinishedAt = StateFailed, "interrupted: the server stopped while the job ran", time.Now().UTC()
-		if err := s.cat.UpdateJob(ctx, j); err != nil {
-			return fmt.Errorf("recover job %s: %w", j.ID, err)
+		if _, mine := s.running[j.ID]; mine {
+			continue
 		}
+		j = settle(j, attemptEnd{interrupted: true}, now, s.backoff())
+		if err := s.cat.UpdateJob(ctx, j); err != nil {
+			return fmt.Errorf("recover interrupted job %s: %w", j.ID, err)
+		}
+		s.metrics.attemptEnded(j, "interrupted")
+		s.logger.Warn("job interrupted by a server stop", "job", j.ID, "kind", j.Kind, "view", j.View, "attempt", j.Attempt, "state", j.State)
 	}
 	return nil
 }
 
-func (s *Scheduler) runQueued(ctx context.Context) {
+func (s *Scheduler) backoff() backoff {
+	return backoff{base: s.cfg.RetryBackoff, max: s.cfg.MaxRetryBackoff}
+}
+
+// pass does what is due at now and returns when the next pass is needed.
+func (s *Scheduler) pass(ctx context.Context) time.Time {
+	now := s.clock.Now()
+	wake := now.Add(s.cfg.Poll)
+	earliest := func(t time.Time) {
+		if !t.IsZero() && t.Before(wake) {
+			wake = t
+		}
+	}
+	earliest(s.fireSchedules(ctx, now))
+	earliest(s.enforceTimeouts(now))
+	earliest(s.startDue(ctx, now))
+	return wake
+}
+
+// fireSchedules creates the jobs of due cron fires and returns the next fire.
+func (s *Scheduler) fireSchedules(ctx context.Context, now time.Time) time.Time {
+	s.mu.Lock()
+	views := make(map[string]schedule, len(s.schedules))
+	for v, e := range s.schedules {
+		views[v] = *e
+	}
+	s.mu.Unlock()
+
+	var next time.Time
+	for view, e := range views {
+		f, ok := s.dueFires(ctx, view, e, now)
+		if !ok {
+			continue
+		}
+		for _, fire := range f.Run {
+			// One job per fire, named by it, so a fire repeated after a crash
+			// (jobs created, last fire not yet recorded) creates nothing new.
+			// CatchupAll must not let a queued job absorb the others.
+			absorb := e.loaded || e.policy != CatchupAll
+			req := SubmitRequest{Kind: KindViewBuild, View: view, ID: fireJobID(view, fire)}
+			j, err := s.submit(ctx, req, absorb)
+			if err != nil {
+				s.logger.Error("scheduled build not queued", "view", view, "fire", fire, "err", err)
+				continue
+			}
+			s.metrics.fires.Inc()
+			s.logger.Info("scheduled build queued", "view", view, "fire", fire, "job", j.ID)
+		}
+		if dropped := f.Missed - len(f.Run); dropped > 0 && !e.loaded {
+			s.logger.Warn("schedule fires missed while the server was down", "view", view, "catchup", e.policy, "missed", f.Missed, "run", len(f.Run))
+		}
+		if !f.Latest.Equal(e.last) {
+			if err := s.cat.SetLastFire(ctx, view, f.Latest); err != nil {
+				s.logger.Error("record last fire", "view", view, "err", err)
+			}
+		}
+		s.mu.Lock()
+		if cur := s.schedules[view]; cur != nil && cur.spec == e.spec && cur.policy == e.policy {
+			cur.last, cur.loaded = f.Latest, true
+		}
+		s.mu.Unlock()
+		if n := e.sched.Next(f.Latest); !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
+	}
+	return next
+}
+
+// dueFires applies Due to one schedule: with its catch-up policy the first
+// time (fires since the last one recorded were missed while no scheduler
+// ran), on time afterwards. A schedule never recorded starts from now.
+func (s *Scheduler) dueFires(ctx context.Context, view string, e schedule, now time.Time) (Fires, bool) {
+	if e.loaded {
+		return Due(e.sched, e.last, now, CatchupOnce), true
+	}
+	last, err := s.cat.LastFire(ctx, view)
+	if err != nil {
+		s.logger.Error("read last fire", "view", view, "err", err)
+		return Fires{}, false
+	}
+	if last.IsZero() {
+		return Fires{Latest: now}, true
+	}
+	return Due(e.sched, last, now, e.policy), true
+}
+
+// enforceTimeouts cancels attempts past their deadline and returns the next deadline.
+func (s *Scheduler) enforceTimeouts(now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var next time.Time
+	for _, r := range s.running {
+		switch {
+		case r.deadline.IsZero():
+		case !now.Before(r.deadline):
+			r.cancel(errTimedOut)
+		case next.IsZero() || r.deadline.Before(next):
+			next = r.deadline
+		}
+	}
+	return next
+}
+
+// startDue starts the queued jobs PlanStarts picks and returns the next
+// time a waiting job's retry comes due.
+func (s *Scheduler) startDue(ctx context.Context, now time.Time) time.Time {
 	queued, err := s.cat.ListJobs(ctx, catalog.JobFilter{State: StateQueued})
 	if err != nil {
 		s.logger.Error("list queued jobs", "err", err)
-		return
+		return time.Time{}
 	}
-	for i := len(queued) - 1; i >= 0 && ctx.Err() == nil; i-- { // oldest first
-		s.run(ctx, queued[i].ID)
+	slices.Reverse(queued) // oldest first
+	s.mu.Lock()
+	running := make([]catalog.Job, 0, len(s.running))
+	for _, r := range s.running {
+		running = append(running, r.job)
 	}
+	s.mu.Unlock()
+	for _, j := range PlanStarts(queued, running, now, s.cfg.Workers) {
+		s.start(ctx, j.ID, now)
+	}
+	return nextRetry(queued, now)
 }
 
-func (s *Scheduler) run(ctx context.Context, id string) {
-	j, err := s.cat.GetJob(ctx, id)
-	if err != nil || j.State != StateQueued {
+// start moves a job from queued to running and runs its attempt. The plan
+// was made on a snapshot, so it is checked again under the lock.
+func (s *Scheduler) start(ctx context.Context, id string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.running) >= s.cfg.Workers || ctx.Err() != nil {
 		return
 	}
-	j.State, j.StartedAt, j.Attempt = StateRunning, time.Now().UTC(), j.Attempt+1
+	j, err := s.cat.GetJob(ctx, id)
+	if err != nil {
+		s.logger.Error("read job to start", "job", id, "err", err)
+		return
+	}
+	if j.State != StateQueued || j.NextAttemptAt.After(now) {
+		return
+	}
+	key := ExclusionKey(j)
+	for _, r := range s.running {
+		if ExclusionKey(r.job) == key {
+			return
+		}
+	}
+	j.State, j.Attempt, j.StartedAt = StateRunning, j.Attempt+1, now
+	j.FinishedAt, j.NextAttemptAt = time.Time{}, time.Time{}
+	j.LogPrefix = LogPrefix(j.ID, j.Attempt)
 	if err := s.cat.UpdateJob(ctx, j); err != nil {
 		s.logger.Error("start job", "job", id, "err", err)
 		return
 	}
-	runCtx, cancel := context.WithTimeout(ctx, s.cfg.JobTimeout)
-	v, err := s.builder.Build(runCtx, j.ID, j.View)
-	cancel()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	r := &run{job: j, cancel: cancel}
+	if j.Timeout > 0 {
+		r.deadline = now.Add(j.Timeout)
+	}
+	s.running[id] = r
+	s.metrics.running.Set(float64(len(s.running)))
+	s.logger.Info("job started", "job", id, "kind", j.Kind, "view", j.View, "attempt", j.Attempt, "max_attempts", j.MaxAttempts)
+	s.wg.Add(1)
+	go s.execute(runCtx, r)
+}
+
+// execute runs one attempt and settles the job.
+func (s *Scheduler) execute(ctx context.Context, r *run) {
+	defer s.wg.Done()
+	version, err := s.runAttempt(ctx, r.job)
+	end := attemptEnd{version: version, err: err}
 	if ctx.Err() != nil {
-		// Shutting down: leave the job running; the next start fails it.
-		return
+		end.cause = context.Cause(ctx)
 	}
-	j.FinishedAt = time.Now().UTC()
+	r.cancel(nil)
+	s.finish(ctx, r, end)
+}
+
+// runAttempt calls the Runner, turning a panic into the attempt's error so
+// one bad job cannot take the server down.
+func (s *Scheduler) runAttempt(ctx context.Context, j catalog.Job) (version int64, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("job runner panicked: %v", p)
+		}
+	}()
+	return s.runner.Run(ctx, j)
+}
+
+func (s *Scheduler) finish(ctx context.Context, r *run, end attemptEnd) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.running, r.job.ID)
+	s.metrics.running.Set(float64(len(s.running)))
+	j := settle(r.job, end, s.clock.Now(), s.backoff())
+	// The attempt's context may be cancelled (kill, timeout, shutdown); its
+	// outcome must still be recorded.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.cat.UpdateJob(wctx, j); err != nil {
+		s.logger.Error("record job outcome", "job", j.ID, "state", j.State, "err", err)
+	}
+	result := j.State
+	if j.State == StateQueued {
+		result = attemptResult(end)
+	}
+	s.metrics.attemptEnded(j, result)
+	log := s.logger.Info
+	if j.State != StateSucceeded {
+		log = s.logger.Warn
+	}
+	log("job attempt ended", "job", j.ID, "kind", j.Kind, "view", j.View, "attempt", j.Attempt, "state", j.State,
+		"next_attempt_at", j.NextAttemptAt, "err", j.Error)
+	s.notify()
+}
+
+// attemptResult names how an attempt that will be retried ended, for metrics.
+func attemptResult(end attemptEnd) string {
 	switch {
-	case err == nil, errors.Is(err, batchlayer.ErrUpToDate):
-		j.State, j.Version = StateSucceeded, v.Version
-	default:
-		j.State, j.Error = StateFailed, err.Error()
-		s.logger.Error("job failed", "job", id, "view", j.View, "err", err)
+	case errors.Is(end.cause, errTimedOut):
+		return StateTimedOut
+	case end.interrupted || end.cause != nil:
+		return "interrupted"
 	}
-	s.runs.WithLabelValues(j.Kind, j.State).Inc()
-	if err := s.cat.UpdateJob(context.WithoutCancel(ctx), j); err != nil {
-		s.logger.Error("finish job", "job", id, "err", err)
-	}
+	return StateFailed
 }

@@ -38,7 +38,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/views", s.listViews)
 	mux.HandleFunc("GET /v1/views/{name}", s.getView)
 	mux.HandleFunc("POST /v1/views/{name}/builds", s.buildView)
-	mux.HandleFunc("GET /v1/jobs/{id}", s.getJob)
+	s.jobRoutes(mux)
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	gw := s.gateway.Handler()
@@ -216,6 +216,13 @@ func (s *Server) createView(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// --- the view's job policy (scheduler) ---
+	policy, err := viewPolicy(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "view %q: %v", req.Name, err)
+		return
+	}
+	// --- end of the job policy ---
 	ctx := r.Context()
 	s.viewMu.Lock()
 	defer s.viewMu.Unlock()
@@ -241,7 +248,8 @@ func (s *Server) createView(w http.ResponseWriter, r *http.Request) {
 		s.viewError(w, req.Name, err)
 		return
 	}
-	v := catalog.View{Name: req.Name, Dataset: d.Spec.Name, SQL: req.SQL, Schedule: req.Schedule, CreatedAt: time.Now().UTC()}
+	v := catalog.View{Name: req.Name, Dataset: d.Spec.Name, SQL: req.SQL, Schedule: req.Schedule, CreatedAt: time.Now().UTC(),
+		Catchup: policy.Catchup, MaxRetries: policy.MaxRetries, Timeout: policy.Timeout}
 	if err := s.cat.CreateView(ctx, v); err != nil {
 		if errors.Is(err, catalog.ErrExists) {
 			writeError(w, http.StatusConflict, "view %q already exists", req.Name)
@@ -278,7 +286,8 @@ func (s *Server) viewDoc(r *http.Request, name string) (api.View, error) {
 		return api.View{}, err
 	}
 	created := v.CreatedAt
-	doc := api.View{Name: v.Name, Dataset: v.Dataset, SQL: v.SQL, Schedule: v.Schedule, CreatedAt: &created}
+	doc := api.View{Name: v.Name, Dataset: v.Dataset, SQL: v.SQL, Schedule: v.Schedule, CreatedAt: &created,
+		Catchup: v.Catchup, MaxRetries: v.MaxRetries, Timeout: formatDuration(v.Timeout)}
 	st, err := s.speed.ViewStatus(name, time.Now())
 	if err != nil {
 		return api.View{}, err
@@ -335,68 +344,19 @@ func (s *Server) getView(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) buildView(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	var req api.BuildRequest
+	if r.ContentLength != 0 && !decodeBody(w, r, &req) { // the body is optional
+		return
+	}
 	if _, err := s.cat.GetView(r.Context(), name); errors.Is(err, catalog.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "view %q not found", name)
 		return
 	}
-	j, err := s.sched.Submit(r.Context(), scheduler.KindViewBuild, name)
-	if err != nil {
-		s.internalError(w, "submit build", err)
-		return
+	var params map[string]string
+	if req.Full {
+		params = map[string]string{"full": "true"}
 	}
-	doc, err := s.jobDoc(r, j)
-	if err != nil {
-		s.internalError(w, "read job", err)
-		return
-	}
-	w.Header().Set("Location", "/v1/jobs/"+j.ID)
-	writeJSON(w, http.StatusAccepted, doc)
-}
-
-func (s *Server) jobDoc(r *http.Request, j catalog.Job) (api.Job, error) {
-	doc := api.Job{ID: j.ID, Kind: j.Kind, View: j.View, State: j.State, CreatedAt: j.CreatedAt, Error: j.Error}
-	if !j.StartedAt.IsZero() {
-		t := j.StartedAt
-		doc.StartedAt = &t
-	}
-	if !j.FinishedAt.IsZero() {
-		t := j.FinishedAt
-		doc.FinishedAt = &t
-		if !j.StartedAt.IsZero() {
-			doc.DurationMs = j.FinishedAt.Sub(j.StartedAt).Milliseconds()
-		}
-	}
-	if j.Version > 0 {
-		versions, err := s.cat.ListVersions(r.Context(), j.View)
-		if err != nil {
-			return api.Job{}, err
-		}
-		for _, v := range versions {
-			if v.Version == j.Version {
-				doc.Version = versionDoc(v)
-			}
-		}
-	}
-	return doc, nil
-}
-
-func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	j, err := s.cat.GetJob(r.Context(), id)
-	if errors.Is(err, catalog.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "job %q not found", id)
-		return
-	}
-	if err != nil {
-		s.internalError(w, "read job", err)
-		return
-	}
-	doc, err := s.jobDoc(r, j)
-	if err != nil {
-		s.internalError(w, "read job", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, doc)
+	s.submitJob(w, r, jobKindViewBuild, name, params)
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/duet-analytics/duet/internal/engine"
+	"github.com/duet-analytics/duet/scheduler"
 )
 
 // Config is one duet server's configuration.
@@ -27,6 +28,8 @@ type Config struct {
 	ExecutorCommand []string `yaml:"executor_command"`
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Scheduler bounds concurrent jobs and paces retries.
+	Scheduler scheduler.Config `yaml:"scheduler"`
 }
 
 // DefaultConfig is the configuration of `duet serve` without flags.
@@ -38,6 +41,7 @@ func DefaultConfig() Config {
 		SegmentMaxAge:     30 * time.Second,
 		MaxIngestBytes:    64 << 20,
 		ShutdownTimeout:   10 * time.Second,
+		Scheduler:         scheduler.DefaultConfig(),
 	}
 }
 
@@ -68,5 +72,5 @@ func (c *Config) Validate() error {
 	if c.SegmentMaxRecords < 0 || c.SegmentMaxAge < 0 || c.MaxIngestBytes < 0 {
 		return errors.New("segment_max_records, segment_max_age and max_ingest_bytes must be positive")
 	}
-	return nil
+	return c.Scheduler.Validate()
 }

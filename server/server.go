@@ -41,6 +41,7 @@ type Server struct {
 	bucket  *objstore.Filesystem
 	db      *sql.DB
 	speed   *speedlayer.Layer
+	builder *batchlayer.Builder
 	sched   *scheduler.Scheduler
 	gateway *sqlgateway.Gateway
 
@@ -109,12 +110,15 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	builder, err := batchlayer.NewBuilder(batchlayer.Config{ScratchDir: s.dir("scratch"), ExecutorMemory: cfg.Engine.MemoryLimit, ExecutorThreads: cfg.Engine.Threads},
+	s.builder, err = batchlayer.NewBuilder(batchlayer.Config{ScratchDir: s.dir("scratch"), ExecutorMemory: cfg.Engine.MemoryLimit, ExecutorThreads: cfg.Engine.Threads},
 		s.cat, s.speed, s.bucket, launcher, s.logger.With("component", "batchlayer"))
 	if err != nil {
 		return err
 	}
-	s.sched = scheduler.New(scheduler.Config{}, s.cat, builder, s.logger.With("component", "scheduler"), s.registry)
+	s.sched, err = scheduler.New(cfg.Scheduler, s.cat, jobRunner{b: s.builder, cat: s.cat}, nil, s.logger.With("component", "scheduler"), s.registry)
+	if err != nil {
+		return err
+	}
 	if err := s.load(ctx); err != nil {
 		return err
 	}
@@ -174,7 +178,7 @@ func (s *Server) startView(ctx context.Context, v catalog.View) error {
 		return err
 	}
 	if v.Schedule != "" {
-		return s.sched.Schedule(v.Name, v.Schedule)
+		return s.sched.Schedule(v.Name, v.Schedule, scheduler.Catchup(v.Catchup))
 	}
 	return nil
 }

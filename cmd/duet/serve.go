@@ -39,6 +39,7 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&cfg.SegmentMaxAge, "segment-max-age", cfg.SegmentMaxAge, "seal and archive a speed segment this long after its first record")
 	f.StringVar(&cfg.Engine.MemoryLimit, "memory-limit", "", `engine memory limit, e.g. "4GB" (default: DuckDB's, 80% of RAM)`)
 	f.IntVar(&cfg.Engine.Threads, "threads", 0, "engine threads (default: one per core)")
+	f.IntVar(&cfg.Scheduler.Workers, "workers", cfg.Scheduler.Workers, "jobs (view builds, backfills, compactions) run at once")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

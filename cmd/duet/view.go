@@ -23,13 +23,17 @@ func newViewCmd(a *app) *cobra.Command {
 }
 
 func newViewCreateCmd(a *app) *cobra.Command {
-	var sqlText, sqlFile, schedule string
+	var sqlText, sqlFile, schedule, catchup, timeout string
+	var maxRetries int
 	cmd := &cobra.Command{
-		Use:   `create NAME --sql "SELECT ..." [--schedule "@every 5m"]`,
+		Use:   `create NAME --sql "SELECT ..." [--schedule "@every 5m"] [--catchup skip|once|all] [--max-retries N] [--timeout 1h]`,
 		Short: "Define a view: one SQL query over one dataset",
 		Long: `Define a view: one SQL query over one dataset, kept fresh by merging its batch
 version with the speed layer. --schedule (cron syntax, or @every 5m, @hourly)
-rebuilds the batch version periodically.
+rebuilds the batch version periodically; --catchup says what it does about
+fires missed while the server was down. A failed build is retried up to
+--max-retries times with a growing wait, and each attempt is stopped after
+--timeout.
 
   duet view create delays_by_origin --sql "SELECT origin, count(*) AS n, avg(delay) AS avg_delay FROM flights GROUP BY origin" --schedule "@every 5m"`,
 		Args: argsExactly("NAME"),
@@ -42,7 +46,11 @@ rebuilds the batch version periodically.
 			if err != nil {
 				return err
 			}
-			v, err := c.CreateView(cmd.Context(), api.ViewRequest{Name: args[0], SQL: query, Schedule: schedule})
+			req := api.ViewRequest{Name: args[0], SQL: query, Schedule: schedule, Catchup: catchup, Timeout: timeout}
+			if cmd.Flags().Changed("max-retries") {
+				req.MaxRetries = &maxRetries
+			}
+			v, err := c.CreateView(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -57,6 +65,9 @@ rebuilds the batch version periodically.
 	cmd.Flags().StringVar(&sqlText, "sql", "", "the view's query")
 	cmd.Flags().StringVar(&sqlFile, "sql-file", "", "read the view's query from this file (- for stdin)")
 	cmd.Flags().StringVar(&schedule, "schedule", "", `when to rebuild the batch version: cron syntax or "@every 5m"`)
+	cmd.Flags().StringVar(&catchup, "catchup", "", "fires missed while the server was down: skip them, run once for them, or all of them (default skip)")
+	cmd.Flags().IntVar(&maxRetries, "max-retries", 3, "retries of a failed build")
+	cmd.Flags().StringVar(&timeout, "timeout", "", `stop a build attempt after this long, such as "30m" (default 1h)`)
 	return cmd
 }
 
@@ -215,8 +226,8 @@ func newViewBuildCmd(a *app) *cobra.Command {
 			if err := writeJob(a.io.out, job); err != nil {
 				return err
 			}
-			if job.State == api.JobFailed {
-				return fmt.Errorf("build of view %s failed (job %s): %s", args[0], job.ID, job.Error)
+			if job.State != api.JobSucceeded {
+				return fmt.Errorf("build of view %s %s (job %s): %s", args[0], strings.ReplaceAll(job.State, "_", " "), job.ID, job.Error)
 			}
 			return nil
 		},

@@ -1,0 +1,176 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/duet-analytics/duet/internal/catalog"
+)
+
+// SubmitRequest asks for a job.
+type SubmitRequest struct {
+	Kind   string
+	View   string
+	Params map[string]string
+	// ID, if set, names the job and makes the submit idempotent: submitting
+	// the same request with the same ID again returns the first job. Letters,
+	// digits, '.', '_' and '-', up to 128.
+	ID string
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// validate checks the kind and the parameters it needs.
+func (r SubmitRequest) validate() error {
+	if r.ID != "" && !validID.MatchString(r.ID) {
+		return fmt.Errorf("%w: job id %q: use up to 128 letters, digits, '.', '_' and '-', starting with a letter or digit", ErrInvalidRequest, r.ID)
+	}
+	need := func(keys ...string) error {
+		for _, k := range keys {
+			if r.Params[k] == "" {
+				return fmt.Errorf("%w: a %s job needs the parameter %q", ErrInvalidRequest, r.Kind, k)
+			}
+		}
+		return nil
+	}
+	switch r.Kind {
+	case KindViewBuild:
+		if f, ok := r.Params["full"]; ok {
+			if _, err := strconv.ParseBool(f); err != nil {
+				return fmt.Errorf("%w: parameter full=%q: use true or false", ErrInvalidRequest, f)
+			}
+		}
+	case KindBackfill:
+		if err := need("from", "to"); err != nil {
+			return err
+		}
+	case KindCompaction:
+		return need("dataset")
+	default:
+		return fmt.Errorf("%w: unknown job kind %q (use %s, %s or %s)", ErrInvalidRequest, r.Kind, KindViewBuild, KindBackfill, KindCompaction)
+	}
+	if r.View == "" {
+		return fmt.Errorf("%w: a %s job needs a view", ErrInvalidRequest, r.Kind)
+	}
+	return nil
+}
+
+// Submit queues a job. A queued job of the same kind, view and parameters
+// absorbs the request and is returned instead: it will do the same work.
+// A view's jobs get its retries and timeout; ErrNotFound (from the catalog)
+// if the view does not exist.
+func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (catalog.Job, error) {
+	if err := req.validate(); err != nil {
+		return catalog.Job{}, err
+	}
+	s.mu.Lock()
+	j, err := s.submit(ctx, req, true)
+	s.mu.Unlock()
+	if err != nil {
+		return catalog.Job{}, err
+	}
+	s.notify()
+	return j, nil
+}
+
+// submit creates the job; the caller holds s.mu.
+func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, absorb bool) (catalog.Job, error) {
+	same := func(j catalog.Job) bool {
+		return j.Kind == req.Kind && j.View == req.View && maps.Equal(j.Params, req.Params)
+	}
+	if req.ID != "" {
+		j, err := s.cat.GetJob(ctx, req.ID)
+		switch {
+		case err == nil && same(j):
+			return j, nil
+		case err == nil:
+			return catalog.Job{}, fmt.Errorf("job %q: %w", req.ID, ErrIDInUse)
+		case !errors.Is(err, catalog.ErrNotFound):
+			return catalog.Job{}, err
+		}
+	}
+	if absorb {
+		queued, err := s.cat.ListJobs(ctx, catalog.JobFilter{State: StateQueued, View: req.View, Kind: req.Kind})
+		if err != nil {
+			return catalog.Job{}, fmt.Errorf("look for a queued job: %w", err)
+		}
+		for _, j := range queued {
+			if same(j) {
+				return j, nil
+			}
+		}
+	}
+	retries, timeout := DefaultMaxRetries, DefaultTimeout
+	if req.View != "" {
+		v, err := s.cat.GetView(ctx, req.View)
+		if err != nil {
+			return catalog.Job{}, err
+		}
+		retries = v.MaxRetries
+		if v.Timeout > 0 {
+			timeout = v.Timeout
+		}
+	}
+	j := catalog.Job{
+		ID: req.ID, Kind: req.Kind, View: req.View, Params: maps.Clone(req.Params), State: StateQueued,
+		CreatedAt: s.clock.Now(), MaxAttempts: retries + 1, Timeout: timeout,
+	}
+	if len(j.Params) == 0 {
+		j.Params = nil
+	}
+	if j.ID == "" {
+		j.ID = uuid.NewString()
+	}
+	if err := s.cat.CreateJob(ctx, j); err != nil {
+		return catalog.Job{}, fmt.Errorf("create job: %w", err)
+	}
+	return j, nil
+}
+
+// fireNamespace makes fire job IDs distinct from other name-based UUIDs.
+var fireNamespace = uuid.MustParse("5b0f6c4e-8f0e-4d4c-9a53-2f0b8f3f1e7a")
+
+// fireJobID names the job of one cron fire of a view.
+func fireJobID(view string, fire time.Time) string {
+	return uuid.NewSHA1(fireNamespace, []byte(view+"\x00"+strconv.FormatInt(fire.UnixMilli(), 10))).String()
+}
+
+// Kill stops a job: a queued one is killed at once; a running one has its
+// attempt's context cancelled (the Runner stops its executor) and becomes
+// killed when the attempt returns. It returns the job as it is now.
+// ErrFinished if the job already reached a final state; ErrNotFound (from the
+// catalog) if there is no such job.
+func (s *Scheduler) Kill(ctx context.Context, id string) (catalog.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.running[id]; ok {
+		r.cancel(errKilled)
+		return r.job, nil
+	}
+	j, err := s.cat.GetJob(ctx, id)
+	if err != nil {
+		return catalog.Job{}, err
+	}
+	if finished(j.State) {
+		return j, fmt.Errorf("job %s is %s: %w", id, j.State, ErrFinished)
+	}
+	// Queued, or running in no process of ours (left by one that died).
+	msg := "killed on request"
+	if j.State == StateQueued && j.Error != "" {
+		msg += " while waiting to retry; attempt " + strconv.Itoa(j.Attempt) + " had failed: " + j.Error
+	}
+	j.State, j.Error, j.FinishedAt, j.NextAttemptAt = StateKilled, msg, s.clock.Now(), time.Time{}
+	if err := s.cat.UpdateJob(ctx, j); err != nil {
+		return catalog.Job{}, fmt.Errorf("kill job %s: %w", id, err)
+	}
+	s.metrics.jobs.WithLabelValues(j.Kind, j.State).Inc()
+	s.logger.Info("job killed", "job", id, "kind", j.Kind, "view", j.View)
+	return j, nil
+}
