@@ -32,9 +32,7 @@ func (c *Client) ListViews(ctx context.Context) ([]api.View, error) {
 
 // TriggerBuild asks for a build of the view now; the answer is the queued job.
 func (c *Client) TriggerBuild(ctx context.Context, view string) (api.Job, error) {
-	var out api.Job
-	err := c.do(ctx, http.MethodPost, c.endpoint("v1", "views", view, "builds"), "", nil, &out)
-	return out, err
+	return c.Build(ctx, view, api.BuildRequest{})
 }
 
 // GetJob returns a job's current state.

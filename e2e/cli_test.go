@@ -171,3 +171,73 @@ func TestScheduledBuild(t *testing.T) {
 	assertExact(t, p, prod, "after scheduled build")
 	p.stop(t)
 }
+
+// TestBatchLayerThroughCLI: incremental builds, history, rollback, backfill,
+// full rebuild and archive compaction, with the merged view exact after each.
+func TestBatchLayerThroughCLI(t *testing.T) {
+	p := startServer(t, t.TempDir())
+	ctx := ctxT(t)
+	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
+		t.Fatal(err)
+	}
+	mustDuet(t, p, "", "view", "create", "delays", "--sql", viewSQL)
+	prod := newProducer(9)
+	prod.ingest(t, p.client, 3, 200)
+	mustDuet(t, p, "", "view", "build", "delays", "--wait")
+	prod.ingest(t, p.client, 2, 100) // more events, some late
+	mustDuet(t, p, "", "view", "build", "delays", "--wait")
+	assertExact(t, p, prod, "after incremental build")
+
+	versions, err := p.client.ListVersions(ctx, "delays")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 2 || versions[0].Kind != "incremental" || versions[0].Base != 1 || !versions[0].Current || len(versions[0].Rebuilt) == 0 {
+		t.Fatalf("versions %+v", versions)
+	}
+	out := mustDuet(t, p, "", "view", "history", "delays")
+	if !regexp.MustCompile(`(?m)^2 \*\s.*incremental on v1`).MatchString(out) || !regexp.MustCompile(`(?m)^1\s.*full`).MatchString(out) {
+		t.Fatalf("view history:\n%s", out)
+	}
+
+	mustDuet(t, p, "", "view", "rollback", "delays", "--to", "1")
+	assertExact(t, p, prod, "after rollback to v1")
+	prod.ingest(t, p.client, 1, 50)
+	assertExact(t, p, prod, "ingest after rollback")
+
+	day := prod.all[0].Date.UTC().Format(time.DateOnly)
+	out = mustDuet(t, p, "", "view", "backfill", "delays", "--from", day, "--to", day, "--wait")
+	if !strings.Contains(out, "succeeded") {
+		t.Fatalf("backfill: %s", out)
+	}
+	assertExact(t, p, prod, "after backfill")
+	mustDuet(t, p, "", "view", "build", "delays", "--full", "--wait")
+	assertExact(t, p, prod, "after full build")
+	if vs, _ := p.client.ListVersions(ctx, "delays"); vs[0].Kind != "full" || vs[1].Kind != "backfill" {
+		t.Fatalf("after backfill and --full: %+v", vs[:2])
+	}
+
+	before, err := p.client.GetDataset(ctx, "flights")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDuet(t, p, "", "dataset", "compact", "flights", "--wait")
+	after, err := p.client.GetDataset(ctx, "flights")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Log.ArchiveFiles >= before.Log.ArchiveFiles {
+		t.Fatalf("compaction left %d archive files of %d", after.Log.ArchiveFiles, before.Log.ArchiveFiles)
+	}
+	assertExact(t, p, prod, "after compaction")
+	mustDuet(t, p, "", "view", "rollback", "delays", "--to", "2")
+	assertExact(t, p, prod, "rollback after compaction")
+
+	if _, errOut, code := duet(t, p, "", "view", "rollback", "delays", "--to", "99"); code == 0 || !strings.Contains(errOut, "no version 99") {
+		t.Fatalf("rollback to a missing version: %d %s", code, errOut)
+	}
+	if _, errOut, code := duet(t, p, "", "view", "backfill", "delays", "--from", "2026-11-05", "--to", "2026-11-01"); code == 0 || !strings.Contains(errOut, "after") {
+		t.Fatalf("reversed backfill: %d %s", code, errOut)
+	}
+	p.stop(t)
+}

@@ -30,6 +30,7 @@ const (
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	s.versionRoutes(mux)
 	mux.HandleFunc("POST /v1/datasets", s.createDataset)
 	mux.HandleFunc("GET /v1/datasets", s.listDatasets)
 	mux.HandleFunc("GET /v1/datasets/{name}", s.getDataset)

@@ -30,18 +30,34 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Scheduler bounds concurrent jobs and paces retries.
 	Scheduler scheduler.Config `yaml:"scheduler"`
+	// KeepVersions, GCGrace and CompactionTarget tune the batch layer
+	// (see batchlayer.Config).
+	KeepVersions     int           `yaml:"keep_versions"`
+	GCGrace          time.Duration `yaml:"gc_grace"`
+	CompactionTarget int64         `yaml:"compaction_target_bytes"`
+	// CompactionSchedule (cron) queues a compaction of every dataset's raw
+	// archive; empty disables it.
+	CompactionSchedule string `yaml:"compaction_schedule"`
+	// QueryTimeout bounds one SQL query; it must be shorter than GCGrace so
+	// no query outlives the files of the version it started on.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
 
 // DefaultConfig is the configuration of `duet serve` without flags.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:           "./duet-data",
-		Listen:            "127.0.0.1:8080",
-		SegmentMaxRecords: 100_000,
-		SegmentMaxAge:     30 * time.Second,
-		MaxIngestBytes:    64 << 20,
-		ShutdownTimeout:   10 * time.Second,
-		Scheduler:         scheduler.DefaultConfig(),
+		DataDir:            "./duet-data",
+		Listen:             "127.0.0.1:8080",
+		SegmentMaxRecords:  100_000,
+		SegmentMaxAge:      30 * time.Second,
+		MaxIngestBytes:     64 << 20,
+		ShutdownTimeout:    10 * time.Second,
+		Scheduler:          scheduler.DefaultConfig(),
+		KeepVersions:       5,
+		GCGrace:            10 * time.Minute,
+		CompactionTarget:   128 << 20,
+		CompactionSchedule: "@hourly",
+		QueryTimeout:       5 * time.Minute,
 	}
 }
 
@@ -56,6 +72,26 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.KeepVersions == 0 {
+		c.KeepVersions = d.KeepVersions
+	}
+	if c.GCGrace == 0 {
+		c.GCGrace = d.GCGrace
+	}
+	if c.CompactionTarget == 0 {
+		c.CompactionTarget = d.CompactionTarget
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = d.QueryTimeout
+	}
+	if c.QueryTimeout >= c.GCGrace {
+		return fmt.Errorf("query_timeout %s must be shorter than gc_grace %s: files of a replaced version are deleted after gc_grace, and a query may read them until it ends", c.QueryTimeout, c.GCGrace)
+	}
+	if c.CompactionSchedule != "" {
+		if err := scheduler.ValidateSchedule(c.CompactionSchedule); err != nil {
+			return fmt.Errorf("compaction_schedule: %w", err)
+		}
 	}
 	if c.SegmentMaxRecords == 0 {
 		c.SegmentMaxRecords = d.SegmentMaxRecords

@@ -110,7 +110,10 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.builder, err = batchlayer.NewBuilder(batchlayer.Config{ScratchDir: s.dir("scratch"), ExecutorMemory: cfg.Engine.MemoryLimit, ExecutorThreads: cfg.Engine.Threads},
+	s.builder, err = batchlayer.NewBuilder(batchlayer.Config{
+		ScratchDir: s.dir("scratch"), ExecutorMemory: cfg.Engine.MemoryLimit, ExecutorThreads: cfg.Engine.Threads,
+		KeepVersions: cfg.KeepVersions, GCGrace: cfg.GCGrace, CompactionTarget: cfg.CompactionTarget,
+	},
 		s.cat, s.speed, s.bucket, launcher, s.logger.With("component", "batchlayer"))
 	if err != nil {
 		return err
@@ -122,7 +125,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.load(ctx); err != nil {
 		return err
 	}
-	s.gateway, err = sqlgateway.New(sqlgateway.Config{Catalog: engine.Catalog}, s.db, s.logger.With("component", "sqlgateway"), s.registry)
+	s.gateway, err = sqlgateway.New(sqlgateway.Config{Catalog: engine.Catalog, QueryTimeout: cfg.QueryTimeout}, s.db, s.logger.With("component", "sqlgateway"), s.registry)
 	if err != nil {
 		return err
 	}
@@ -194,6 +197,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 4)
 	for name, run := range map[string]func(context.Context) error{
 		"speedlayer": s.speed.Run, "scheduler": s.sched.Run, "sqlgateway": s.gateway.Run,
+		"compaction": s.compactPeriodically,
 	} {
 		wg.Add(1)
 		go func() {

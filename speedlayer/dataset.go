@@ -137,8 +137,8 @@ func (l *Layer) recover(ctx context.Context, ds *datasetState) error {
 	if ds.ar, err = engine.Arrow(conn); err != nil {
 		return err
 	}
-	cols := make([]string, 0, len(ds.spec.Columns)+1)
-	cols = append(cols, "__seg BIGINT NOT NULL")
+	cols := make([]string, 0, len(ds.spec.Columns)+2)
+	cols = append(cols, "__seg BIGINT NOT NULL", "__batch BIGINT NOT NULL")
 	for _, c := range ds.spec.Columns {
 		cols = append(cols, dataset.QuoteIdent(c.Name)+" "+c.Type.DuckDBType())
 	}
@@ -223,40 +223,38 @@ func (l *Layer) Ingest(ctx context.Context, name string, rec arrow.RecordBatch) 
 }
 
 // apply folds one micro-batch into the raw table and, unless rawOnly, into
-// every view's partials, in one engine transaction. Each consumer gets its own
-// registration because an Arrow stream can be scanned only once.
+// every view's partials, in one engine transaction. The Arrow record is
+// scanned once, in full, into the raw table; the partials are computed from
+// the rows just inserted. (duckdb-go v2.5.6 maps columns wrongly when a scan
+// of a registered Arrow view projects a subset of them, so a view reading
+// some columns must not scan the record itself.)
 func (ds *datasetState) apply(ctx context.Context, seg int64, rec arrow.RecordBatch, rawOnly bool) error {
-	consumers := 1
-	if !rawOnly {
-		consumers += len(ds.views)
+	ds.seq++
+	batch := ds.seq
+	name := fmt.Sprintf("mb_%s_%d", ds.spec.Name, batch)
+	rr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+	if err != nil {
+		return err
 	}
-	names := make([]string, consumers)
-	for i := range names {
-		ds.seq++
-		names[i] = fmt.Sprintf("mb_%s_%d", ds.spec.Name, ds.seq)
-		rr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
-		if err != nil {
-			return err
-		}
-		release, err := ds.ar.RegisterView(rr, names[i])
-		if err != nil {
-			rr.Release()
-			return fmt.Errorf("register micro-batch: %w", err)
-		}
-		defer func() { release(); rr.Release() }()
+	defer rr.Release()
+	release, err := ds.ar.RegisterView(rr, name)
+	if err != nil {
+		return fmt.Errorf("register micro-batch: %w", err)
 	}
+	defer release()
 	tx, err := ds.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	src := func(i int) string { return engine.ScratchSchema + "." + dataset.QuoteIdent(names[i]) }
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, %s FROM %s", ds.rawTable(), seg, ds.columnList(), src(0))); err != nil {
+	src := engine.ScratchSchema + "." + dataset.QuoteIdent(name)
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, %d, %s FROM %s", ds.rawTable(), seg, batch, ds.columnList(), src)); err != nil {
 		return fmt.Errorf("insert micro-batch: %w", err)
 	}
 	if !rawOnly {
-		for i, v := range ds.views {
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), seg, v.plan.PartialSQL(src(i+1)))); err != nil {
+		rows := fmt.Sprintf("(SELECT %s FROM %s WHERE __batch = %d)", ds.columnList(), ds.rawTable(), batch)
+		for _, v := range ds.views {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), seg, v.plan.PartialSQL(rows))); err != nil {
 				return fmt.Errorf("view %q partials: %w", v.name, err)
 			}
 		}

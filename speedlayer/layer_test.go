@@ -13,6 +13,7 @@ import (
 
 	"github.com/duet-analytics/duet/batchlayer"
 	"github.com/duet-analytics/duet/internal/lambdatest"
+	"github.com/duet-analytics/duet/internal/viewsql"
 	"github.com/duet-analytics/duet/speedlayer"
 )
 
@@ -106,5 +107,59 @@ func TestIngestUnknownDataset(t *testing.T) {
 	defer rec.Release()
 	if _, err := n.Layer.Ingest(context.Background(), "nope", rec); !errors.Is(err, speedlayer.ErrUnknownDataset) {
 		t.Fatalf("got %v, want ErrUnknownDataset", err)
+	}
+}
+
+// TestViewReadingSomeColumns covers views that read a subset of the
+// dataset's columns, not starting with the first one.
+func TestViewReadingSomeColumns(t *testing.T) {
+	n := lambdatest.Start(t, t.TempDir(), lambdatest.Options{SegmentRecords: 7})
+	defer n.Stop()
+	ctx := context.Background()
+	const sql = "SELECT k, count(*) AS c, sum(v) AS s FROM ev GROUP BY k"
+	plan, err := viewsql.Analyze(ctx, n.DB, sql, &lambdatest.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Layer.AddView(ctx, "w", plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(5, 5))
+	var accepted []lambdatest.Row
+	for range 5 {
+		rows := lambdatest.RandomRows(rnd, 10)
+		rec := lambdatest.Record(rows)
+		if _, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		accepted = append(accepted, rows...)
+	}
+	n.Check(accepted, "view v")
+	want := map[string][2]int64{}
+	for _, r := range accepted {
+		w := want[r.K]
+		w[0]++
+		if r.V != nil {
+			w[1] += *r.V
+		}
+		want[r.K] = w
+	}
+	rows, err := n.DB.QueryContext(ctx, "SELECT k, c, coalesce(s, 0) FROM duet.views.w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string][2]int64{}
+	for rows.Next() {
+		var k string
+		var c, s int64
+		if err := rows.Scan(&k, &c, &s); err != nil {
+			t.Fatal(err)
+		}
+		got[k] = [2]int64{c, s}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("views.w = %v, want %v", got, want)
 	}
 }

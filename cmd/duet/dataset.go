@@ -20,7 +20,7 @@ func newDatasetCmd(a *app) *cobra.Command {
 		Use:   "dataset",
 		Short: "Define and inspect datasets (the schemas records are ingested into)",
 	}
-	cmd.AddCommand(newDatasetCreateCmd(a), newDatasetListCmd(a), newDatasetShowCmd(a))
+	cmd.AddCommand(newDatasetCreateCmd(a), newDatasetListCmd(a), newDatasetShowCmd(a), newDatasetCompactCmd(a))
 	return cmd
 }
 

@@ -40,6 +40,11 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.Engine.MemoryLimit, "memory-limit", "", `engine memory limit, e.g. "4GB" (default: DuckDB's, 80% of RAM)`)
 	f.IntVar(&cfg.Engine.Threads, "threads", 0, "engine threads (default: one per core)")
 	f.IntVar(&cfg.Scheduler.Workers, "workers", cfg.Scheduler.Workers, "jobs (view builds, backfills, compactions) run at once")
+	f.IntVar(&cfg.KeepVersions, "keep-versions", cfg.KeepVersions, "newest versions of each view kept for rollback (the current one always is)")
+	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long files of replaced versions and compacted archive files stay before deletion; longer than --query-timeout")
+	f.DurationVar(&cfg.QueryTimeout, "query-timeout", cfg.QueryTimeout, "longest a SQL query may run")
+	f.Int64Var(&cfg.CompactionTarget, "compaction-target-bytes", cfg.CompactionTarget, "compaction merges small archive files into files of about this size")
+	f.StringVar(&cfg.CompactionSchedule, "compaction-schedule", cfg.CompactionSchedule, `when to compact every dataset's raw archive (cron, "@hourly"; "" disables)`)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

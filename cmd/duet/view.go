@@ -18,7 +18,8 @@ func newViewCmd(a *app) *cobra.Command {
 		Use:   "view",
 		Short: "Define views, inspect their freshness and build them",
 	}
-	cmd.AddCommand(newViewCreateCmd(a), newViewListCmd(a), newViewShowCmd(a), newViewBuildCmd(a))
+	cmd.AddCommand(newViewCreateCmd(a), newViewListCmd(a), newViewShowCmd(a), newViewBuildCmd(a),
+		newViewHistoryCmd(a), newViewRollbackCmd(a), newViewBackfillCmd(a))
 	return cmd
 }
 
@@ -199,19 +200,19 @@ func writeView(w io.Writer, v api.View) error {
 
 func newViewBuildCmd(a *app) *cobra.Command {
 	var (
-		wait bool
-		poll time.Duration
+		wait, full bool
+		poll       time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "build NAME [--wait]",
-		Short: "Build a view's batch version now; prints the job id",
+		Use:   "build NAME [--full] [--wait]",
+		Short: "Build a view's batch version now (the days with new records, or --full); prints the job id",
 		Args:  argsExactly("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client(client.Config{})
 			if err != nil {
 				return err
 			}
-			job, err := c.TriggerBuild(cmd.Context(), args[0])
+			job, err := c.Build(cmd.Context(), args[0], api.BuildRequest{Full: full})
 			if err != nil {
 				return err
 			}
@@ -233,6 +234,7 @@ func newViewBuildCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the build has succeeded or failed, and print its final state")
+	cmd.Flags().BoolVar(&full, "full", false, "rebuild every partition, not only the days with new records")
 	cmd.Flags().DurationVar(&poll, "poll", client.DefaultPoll, "how often --wait asks for the job's state")
 	return cmd
 }
