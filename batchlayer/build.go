@@ -114,6 +114,36 @@ type Builder struct {
 
 	mu    sync.Mutex
 	views map[string]*sync.Mutex
+	// active holds the start times of running builds and compactions: a
+	// file retired after one started may still be among its inputs.
+	active map[*time.Time]bool
+}
+
+// begin records a running task until the returned func is called.
+func (b *Builder) begin() func() {
+	t := time.Now()
+	b.mu.Lock()
+	b.active[&t] = true
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		delete(b.active, &t)
+		b.mu.Unlock()
+	}
+}
+
+// sweepBefore is the retirement time before which garbage may go: a grace
+// period ago, and before every running task started.
+func (b *Builder) sweepBefore(now time.Time) time.Time {
+	cutoff := now.Add(-b.cfg.GCGrace)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for t := range b.active {
+		if t.Before(cutoff) {
+			cutoff = *t
+		}
+	}
+	return cutoff
 }
 
 // NewBuilder wires a builder.
@@ -124,7 +154,7 @@ func NewBuilder(cfg Config, cat Catalog, speed Speed, bucket Bucket, launcher La
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Builder{cfg: cfg, cat: cat, speed: speed, bucket: bucket, launcher: launcher, logger: logger, views: map[string]*sync.Mutex{}}, nil
+	return &Builder{cfg: cfg, cat: cat, speed: speed, bucket: bucket, launcher: launcher, logger: logger, views: map[string]*sync.Mutex{}, active: map[*time.Time]bool{}}, nil
 }
 
 // lock serialises everything that changes a view's current version.
@@ -145,6 +175,7 @@ func (b *Builder) lock(view string) func() {
 // the current version, when there is nothing new.
 func (b *Builder) Build(ctx context.Context, req Request) (catalog.ViewVersion, error) {
 	defer b.lock(req.View)()
+	defer b.begin()()
 	start := time.Now()
 	plan, err := b.speed.Plan(req.View)
 	if err != nil {

@@ -75,6 +75,7 @@ func CompactionName(ds, partition string, first, end int64) string {
 // swapped into what queries read; the replaced files are deleted after the
 // grace period. It returns the number of files merged away.
 func (b *Builder) Compact(ctx context.Context, jobID, ds string, spec *dataset.Spec, logPrefix string) (int, error) {
+	defer b.begin()()
 	files, err := b.cat.ArchiveFiles(ctx, ds)
 	if err != nil {
 		return 0, err

@@ -71,9 +71,10 @@ func (b *Builder) collect(ctx context.Context, view string) error {
 	return err
 }
 
-// Sweep deletes objects queued for deletion more than a grace period ago.
+// Sweep deletes objects queued for deletion more than a grace period ago,
+// and before any running build or compaction started (it may read them).
 func (b *Builder) Sweep(ctx context.Context) (int, error) {
-	paths, err := b.cat.Garbage(ctx, time.Now().Add(-b.cfg.GCGrace))
+	paths, err := b.cat.Garbage(ctx, b.sweepBefore(time.Now()))
 	if err != nil {
 		return 0, err
 	}

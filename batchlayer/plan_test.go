@@ -91,3 +91,16 @@ func TestPlanGC(t *testing.T) {
 		t.Fatalf("drop %v unreferenced %v", p.drop, p.unreferenced)
 	}
 }
+
+func TestSweepWaitsForRunningTasks(t *testing.T) {
+	b := &Builder{cfg: Config{GCGrace: time.Minute}, active: map[*time.Time]bool{}}
+	now := time.Now()
+	if got := b.sweepBefore(now); !got.Equal(now.Add(-time.Minute)) {
+		t.Fatalf("idle: cutoff %v, want a grace period ago", got)
+	}
+	old := now.Add(-time.Hour)
+	b.active[&old] = true
+	if got := b.sweepBefore(now); !got.Equal(old) {
+		t.Fatalf("with a task running for an hour: cutoff %v, want its start %v", got, old)
+	}
+}

@@ -231,25 +231,12 @@ func (s *Server) createView(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "view %q already exists", req.Name)
 		return
 	}
-	table, err := viewsql.SourceTable(ctx, s.db, req.SQL)
+	plan, _, err := s.planView(ctx, req.Name, req.SQL)
 	if err != nil {
 		s.viewError(w, req.Name, err)
 		return
 	}
-	d, err := s.cat.GetDataset(ctx, table)
-	if errors.Is(err, catalog.ErrNotFound) {
-		writeError(w, http.StatusBadRequest, "view %q: the SQL reads %q, which is not a dataset", req.Name, table)
-		return
-	}
-	if err != nil {
-		s.internalError(w, "read dataset", err)
-		return
-	}
-	if _, err := viewsql.Analyze(ctx, s.db, req.SQL, &d.Spec); err != nil {
-		s.viewError(w, req.Name, err)
-		return
-	}
-	v := catalog.View{Name: req.Name, Dataset: d.Spec.Name, SQL: req.SQL, Schedule: req.Schedule, CreatedAt: time.Now().UTC(),
+	v := catalog.View{Name: req.Name, Dataset: plan.Dataset, SQL: req.SQL, Schedule: req.Schedule, CreatedAt: time.Now().UTC(),
 		Catchup: policy.Catchup, MaxRetries: policy.MaxRetries, Timeout: policy.Timeout}
 	if err := s.cat.CreateView(ctx, v); err != nil {
 		if errors.Is(err, catalog.ErrExists) {

@@ -18,6 +18,8 @@ type jobRunner struct {
 	cat interface {
 		GetDataset(ctx context.Context, name string) (catalog.Dataset, error)
 	}
+	// after is called when a view build or backfill published a version.
+	after func(ctx context.Context, view string)
 }
 
 // Run executes one attempt of j. A build with nothing new to build succeeds
@@ -49,6 +51,9 @@ func (r jobRunner) Run(ctx context.Context, j catalog.Job) (int64, error) {
 	v, err := r.b.Build(ctx, req)
 	if errors.Is(err, batchlayer.ErrUpToDate) {
 		return v.Version, nil
+	}
+	if err == nil && r.after != nil {
+		r.after(ctx, j.View)
 	}
 	return v.Version, err
 }

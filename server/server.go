@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,9 @@ type Server struct {
 
 	// viewMu serialises view and dataset creation.
 	viewMu sync.Mutex
+	// downstream lists the views that read each view.
+	downMu     sync.Mutex
+	downstream map[string][]string
 }
 
 // New opens every component and recovers the state left in cfg.DataDir; the
@@ -61,7 +65,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), downstream: map[string][]string{}}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := s.open(ctx); err != nil {
 		s.closeStores()
@@ -118,7 +122,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.sched, err = scheduler.New(cfg.Scheduler, s.cat, jobRunner{b: s.builder, cat: s.cat}, nil, s.logger.With("component", "scheduler"), s.registry)
+	s.sched, err = scheduler.New(cfg.Scheduler, s.cat, jobRunner{b: s.builder, cat: s.cat, after: s.afterPublish}, nil, s.logger.With("component", "scheduler"), s.registry)
 	if err != nil {
 		return err
 	}
@@ -152,20 +156,67 @@ func (s *Server) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, v := range views {
-		if err := s.startView(ctx, v); err != nil {
-			return fmt.Errorf("recover view %q: %w", v.Name, err)
+	// Views over views start after their upstream: passes until none is left.
+	started := map[string]bool{}
+	for len(views) > 0 {
+		var waiting []catalog.View
+		for _, v := range views {
+			schema, table, err := viewsql.SourceTable(ctx, s.db, v.SQL)
+			if err != nil {
+				return fmt.Errorf("recover view %q: %w", v.Name, err)
+			}
+			if _, derr := s.cat.GetDataset(ctx, table); (schema == "views" || derr != nil) && !started[strings.ToLower(table)] {
+				waiting = append(waiting, v)
+				continue
+			}
+			if err := s.startView(ctx, v); err != nil {
+				return fmt.Errorf("recover view %q: %w", v.Name, err)
+			}
+			started[strings.ToLower(v.Name)] = true
 		}
+		if len(waiting) == len(views) {
+			return fmt.Errorf("recover view %q: it reads a view that cannot be started", waiting[0].Name)
+		}
+		views = waiting
 	}
 	return nil
 }
 
-func (s *Server) startView(ctx context.Context, v catalog.View) error {
-	d, err := s.cat.GetDataset(ctx, v.Dataset)
+// planView analyses a view's SQL against what it reads: a dataset, or
+// another view (views.<name>). It returns the upstream view's name, if any.
+func (s *Server) planView(ctx context.Context, name, sqlText string) (*viewsql.Plan, string, error) {
+	schema, table, err := viewsql.SourceTable(ctx, s.db, sqlText)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	plan, err := viewsql.Analyze(ctx, s.db, v.SQL, &d.Spec)
+	if schema != "views" {
+		d, err := s.cat.GetDataset(ctx, table)
+		switch {
+		case err == nil:
+			plan, err := viewsql.Analyze(ctx, s.db, sqlText, &d.Spec)
+			return plan, "", err
+		case !errors.Is(err, catalog.ErrNotFound):
+			return nil, "", err
+		case schema == "raw":
+			return nil, "", &viewsql.Error{Msg: fmt.Sprintf("view SQL: the SQL reads raw.%s, which is not a dataset", table)}
+		}
+	}
+	if strings.EqualFold(table, name) {
+		return nil, "", &viewsql.Error{Msg: fmt.Sprintf("view SQL: view %q cannot read itself", name)}
+	}
+	upstream, err := s.speed.Plan(table)
+	if err != nil {
+		if errors.Is(err, speedlayer.ErrUnknownView) {
+			return nil, "", &viewsql.Error{Msg: fmt.Sprintf("view SQL: the SQL reads %q, which is neither a dataset nor a view", table)}
+		}
+		return nil, "", err
+	}
+	plan, err := viewsql.AnalyzeOver(ctx, s.db, sqlText, table, upstream)
+	return plan, table, err
+}
+
+func (s *Server) startView(ctx context.Context, v catalog.View) error {
+	plan, upstream, err := s.planView(ctx, v.Name, v.SQL)
 	if err != nil {
 		return err
 	}
@@ -180,10 +231,28 @@ func (s *Server) startView(ctx context.Context, v catalog.View) error {
 	if err := s.speed.AddView(ctx, v.Name, plan, version); err != nil {
 		return err
 	}
+	if upstream != "" {
+		s.downMu.Lock()
+		s.downstream[upstream] = append(s.downstream[upstream], v.Name)
+		s.downMu.Unlock()
+	}
 	if v.Schedule != "" {
 		return s.sched.Schedule(v.Name, v.Schedule, scheduler.Catchup(v.Catchup))
 	}
 	return nil
+}
+
+// afterPublish queues builds of the views that read view, so they follow
+// their upstream's versions (dependency order).
+func (s *Server) afterPublish(ctx context.Context, view string) {
+	s.downMu.Lock()
+	down := append([]string(nil), s.downstream[view]...)
+	s.downMu.Unlock()
+	for _, d := range down {
+		if _, err := s.sched.Submit(ctx, scheduler.SubmitRequest{Kind: scheduler.KindViewBuild, View: d}); err != nil {
+			s.logger.Error("queue downstream build", "view", d, "upstream", view, "err", err)
+		}
+	}
 }
 
 // Addr is the address the server listens on.

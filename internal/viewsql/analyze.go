@@ -15,6 +15,10 @@ import (
 // every form over spec.EmptyRelation(), so a plan's SQL is known to run and
 // its column types are the engine's. Errors the user must fix are *Error.
 func Analyze(ctx context.Context, q Querier, sqlText string, spec *dataset.Spec) (*Plan, error) {
+	return analyze(ctx, q, sqlText, spec, false)
+}
+
+func analyze(ctx context.Context, q Querier, sqlText string, spec *dataset.Spec, overView bool) (*Plan, error) {
 	if spec == nil {
 		return nil, fmt.Errorf("analyze view: nil dataset spec")
 	}
@@ -36,7 +40,7 @@ func Analyze(ctx context.Context, q Querier, sqlText string, spec *dataset.Spec)
 	if err != nil {
 		return nil, err
 	}
-	sel, qualifier, err := checkStatement(doc, spec, fc)
+	sel, qualifier, err := checkStatement(doc, spec, fc, overView)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +211,10 @@ func (a *analysis) aggregate() error {
 		}
 	}
 	p.TimeKey = timeKey(keyNames, keyExprs, p.Partial, a.spec.TimeColumn)
+	p.roles = map[string]role{}
+	for _, pc := range ap.parts {
+		p.roles[strings.ToLower(pc.name)] = pc.role
+	}
 	return nil
 }
 

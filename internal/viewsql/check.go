@@ -14,7 +14,7 @@ const sourcePlaceholder = "__duet_source__"
 // checkStatement checks the statement's shape (one plain SELECT over the
 // dataset, no clauses that cannot be merged) and returns its SELECT node and
 // the name the dataset goes by inside the query.
-func checkStatement(doc node, spec *dataset.Spec, fc *functionCatalog) (sel node, qualifier string, err error) {
+func checkStatement(doc node, spec *dataset.Spec, fc *functionCatalog, overView bool) (sel node, qualifier string, err error) {
 	stmts := list(doc, "statements")
 	switch {
 	case len(stmts) == 0:
@@ -59,7 +59,7 @@ func checkStatement(doc node, spec *dataset.Spec, fc *functionCatalog) (sel node
 			return nil, "", userErrorf("GROUPING SETS, ROLLUP and CUBE are not supported in a view; define one view per grouping")
 		}
 	}
-	qualifier, err = checkFrom(obj(sel, "from_table"), spec)
+	qualifier, err = checkFrom(obj(sel, "from_table"), spec, overView)
 	if err != nil {
 		return nil, "", err
 	}
@@ -99,7 +99,7 @@ func isDistinct(sel node) bool {
 
 // checkFrom requires FROM <dataset> and returns the qualifier the query's
 // columns may use: the table alias, or the table name as written.
-func checkFrom(from node, spec *dataset.Spec) (string, error) {
+func checkFrom(from node, spec *dataset.Spec, overView bool) (string, error) {
 	want := spec.Name
 	switch t := str(from, "type"); t {
 	case "BASE_TABLE":
@@ -116,8 +116,12 @@ func checkFrom(from node, spec *dataset.Spec) (string, error) {
 	}
 	name := str(from, "table_name")
 	catalog, schema := str(from, "catalog_name"), str(from, "schema_name")
+	wantSchema := "raw"
+	if overView {
+		wantSchema = "views"
+	}
 	schemaOK := schema == "" && catalog == "" ||
-		strings.EqualFold(schema, "raw") && (catalog == "" || strings.EqualFold(catalog, "duet"))
+		strings.EqualFold(schema, wantSchema) && (catalog == "" || strings.EqualFold(catalog, "duet"))
 	if !strings.EqualFold(name, want) || !schemaOK {
 		full := name
 		if schema != "" {

@@ -60,6 +60,11 @@ type Plan struct {
 	// Each form is head + relation + tail, so the per-batch calls are
 	// string concatenation only.
 	partialHead, partialTail string
+	// upstream is the view this one reads (nil when it reads a dataset):
+	// its partial form is composed under this one's.
+	upstream *Plan
+	// roles say how each partial column merges (aggregate views only).
+	roles                    map[string]role
 	finalHead, finalTail     string
 	combineHead, combineTail string
 }
@@ -69,6 +74,9 @@ type Plan struct {
 // or a parenthesised subquery such as spec.EmptyRelation(). The view's table
 // name (or its alias) stays usable as a qualifier.
 func (p *Plan) PartialSQL(source string) string {
+	if p.upstream != nil {
+		source = "(" + p.upstream.PartialSQL(source) + ")"
+	}
 	return p.partialHead + source + p.partialTail
 }
 
