@@ -268,27 +268,32 @@ func (b *Builder) execute(ctx context.Context, req Request, plan *viewsql.Plan, 
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	inputs := make([]string, len(bp.inputs))
-	for i, f := range bp.inputs {
-		p, err := b.bucket.LocalPath(f.Path)
-		if err != nil {
-			return nil, err
-		}
-		inputs[i] = p
+	inputs, err := b.localPaths(archivePaths(bp.inputs))
+	if err != nil {
+		return nil, err
 	}
-	source := plan.Dataset
-	if len(inputs) > 0 {
-		source = "read_parquet(" + sqlList(inputs) + ", hive_partitioning = false)"
-	} else {
-		// A backfill of days without records: the partitions become empty.
-		source = ""
+	merge, err := b.localPaths(versionPaths(bp.merge))
+	if err != nil {
+		return nil, err
 	}
 	task := Task{
 		Output: filepath.Join(dir, "out"), Memory: b.cfg.ExecutorMemory, Threads: b.cfg.ExecutorThreads,
-		AllowedDirs: allowedDirs(inputs, dir),
+		AllowedDirs: allowedDirs(append(inputs, merge...), dir),
 	}
-	if source != "" {
-		task.SQL = plan.PartialSQL(source)
+	// A backfill of days without records has no inputs: the partitions become empty.
+	if len(inputs) > 0 {
+		task.SQL = plan.PartialSQL("read_parquet(" + sqlList(inputs) + ", hive_partitioning = false)")
+	}
+	if len(merge) > 0 {
+		cols := make([]string, len(plan.Partial))
+		for i, c := range plan.Partial {
+			cols[i] = dataset.QuoteIdent(c.Name)
+		}
+		base := "SELECT " + strings.Join(cols, ", ") + " FROM read_parquet(" + sqlList(merge) + ", hive_partitioning = false)"
+		if task.SQL != "" {
+			base = task.SQL + " UNION ALL " + base
+		}
+		task.SQL = plan.CombineSQL("(" + base + ")")
 	}
 	if plan.TimeKey != "" {
 		task.PartitionColumn = partitionColumn(plan)
@@ -372,6 +377,34 @@ func (b *Builder) Rollback(ctx context.Context, view string, version int64) (cat
 	}
 	b.logger.Info("view rolled back", "view", view, "version", version, "covered", v.Covered)
 	return v, nil
+}
+
+func (b *Builder) localPaths(names []string) ([]string, error) {
+	out := make([]string, len(names))
+	for i, n := range names {
+		p, err := b.bucket.LocalPath(n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+func archivePaths(files []catalog.ArchiveFile) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out
+}
+
+func versionPaths(files []catalog.VersionFile) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out
 }
 
 // allowedDirs are the directories the executor's engine may touch.

@@ -41,6 +41,9 @@ type buildPlan struct {
 	// unpartitioned view); carried are the base version's files it keeps.
 	rebuilt []string
 	carried []catalog.VersionFile
+	// merge are base files of rebuilt partitions whose partials an
+	// incremental build combines with the new records' partials.
+	merge []catalog.VersionFile
 }
 
 // day is the view partition an archive file's records fall into.
@@ -76,19 +79,20 @@ func planBuild(req Request, partitioned bool, cur *catalog.ViewVersion, archive 
 		return p, nil
 	}
 	touched := map[string]bool{}
+	p := buildPlan{kind: KindIncremental, covered: covered}
 	for _, f := range archive {
 		if f.First >= cur.Covered {
 			touched[day(f)] = true
-		}
-	}
-	p := buildPlan{kind: KindIncremental, covered: covered}
-	for _, f := range archive {
-		if touched[day(f)] {
 			p.inputs = append(p.inputs, f)
 		}
 	}
 	p.rebuilt = sortedKeys(touched)
 	p.carried = carry(cur.Files, touched)
+	for _, f := range cur.Files {
+		if touched[f.Partition] {
+			p.merge = append(p.merge, f)
+		}
+	}
 	return p, nil
 }
 

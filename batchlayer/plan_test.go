@@ -20,13 +20,14 @@ func TestPlanBuild(t *testing.T) {
 
 	p, err := planBuild(Request{}, true, cur, archive)
 	if err != nil || p.kind != KindIncremental || p.covered != 30 || !reflect.DeepEqual(p.rebuilt, []string{"2026-11-03"}) ||
-		len(p.inputs) != 1 || len(p.carried) != 2 {
+		len(p.inputs) != 1 || len(p.carried) != 2 || len(p.merge) != 0 {
 		t.Fatalf("incremental: %+v %v", p, err)
 	}
 	late := append(archive, af("2026-11-01", 30, 40, 1))
 	p, _ = planBuild(Request{}, true, cur, late)
-	if !reflect.DeepEqual(p.rebuilt, []string{"2026-11-01", "2026-11-03"}) || len(p.inputs) != 4 || !reflect.DeepEqual(p.carried, cur.Files[1:]) {
-		t.Fatalf("late events for day 1 must rebuild day 1 from all its files: %+v", p)
+	if !reflect.DeepEqual(p.rebuilt, []string{"2026-11-01", "2026-11-03"}) || len(p.inputs) != 2 ||
+		!reflect.DeepEqual(p.carried, cur.Files[1:]) || !reflect.DeepEqual(p.merge, cur.Files[:1]) {
+		t.Fatalf("late events for day 1 must rebuild day 1 from its new files and its base partials: %+v", p)
 	}
 	if p, _ := planBuild(Request{Full: true}, true, cur, archive); p.kind != KindFull || len(p.inputs) != 4 || len(p.carried) != 0 || len(p.rebuilt) != 3 {
 		t.Fatalf("full: %+v", p)

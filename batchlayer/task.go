@@ -75,7 +75,8 @@ func execute(ctx context.Context, dir string, task Task) ([]OutputFile, error) {
 		return nil, err
 	}
 	defer db.Close()
-	const opts = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000"
+	// RETURN_STATS reports each written file with its row count and size.
+	const opts = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000, RETURN_STATS"
 	var q string
 	if task.PartitionExpr != "" {
 		q = fmt.Sprintf("COPY (SELECT *, %s AS %s FROM (%s)) TO %s (%s, PARTITION_BY (%s), FILENAME_PATTERN 'part-{i}')",
@@ -86,50 +87,60 @@ func execute(ctx context.Context, dir string, task Task) ([]OutputFile, error) {
 		}
 		q = fmt.Sprintf("COPY (%s) TO %s (%s)", task.SQL, dataset.QuoteString(filepath.Join(task.Output, "part-0.parquet")), opts)
 	}
-	res, err := db.ExecContext(ctx, q)
+	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("write output: %w", err)
 	}
-	total, err := res.RowsAffected()
+	defer rows.Close()
+	cols, err := rows.Columns()
 	if err != nil {
 		return nil, err
 	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	at := map[string]int{}
+	for i, c := range cols {
+		ptrs[i], at[c] = &vals[i], i
+	}
 	var files []OutputFile
-	err = filepath.WalkDir(task.Output, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".parquet") {
-			return err
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("write output: %w", err)
 		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return err
+		path, _ := vals[at["filename"]].(string)
+		var f OutputFile
+		if f.Rows, err = toInt64(vals[at["count"]]); err != nil {
+			return nil, fmt.Errorf("row count of %s: %w", path, err)
 		}
-		st, err := d.Info()
-		if err != nil {
-			return err
+		if f.Bytes, err = toInt64(vals[at["file_size_bytes"]]); err != nil {
+			return nil, fmt.Errorf("size of %s: %w", path, err)
 		}
-		f := OutputFile{Path: rel, Bytes: st.Size()}
+		if f.Path, err = filepath.Rel(dir, path); err != nil {
+			return nil, err
+		}
 		if task.PartitionColumn != "" {
 			f.Partition = strings.TrimPrefix(filepath.Base(filepath.Dir(path)), task.PartitionColumn+"=")
 		}
-		// Parquet footers hold row counts; reading them costs no data scan.
-		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM read_parquet("+dataset.QuoteString(path)+", hive_partitioning = false)").Scan(&f.Rows); err != nil {
-			return fmt.Errorf("count rows of %s: %w", rel, err)
-		}
 		files = append(files, f)
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	var counted int64
-	for _, f := range files {
-		counted += f.Rows
-	}
-	if counted != total {
-		return nil, fmt.Errorf("wrote %d rows but the files hold %d", total, counted)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("write output: %w", err)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	return files, nil
+}
+
+// toInt64 reads the integer columns of COPY's statistics, whatever their width.
+func toInt64(v any) (int64, error) {
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case uint64:
+		return int64(x), nil
+	case int32:
+		return int64(x), nil
+	}
+	return 0, fmt.Errorf("unexpected %T in COPY statistics", v)
 }
 
 func writeJSON(path string, v any) error {
