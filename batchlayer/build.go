@@ -22,6 +22,7 @@ import (
 
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/internal/objstore"
 	"github.com/duet-analytics/duet/internal/viewsql"
 )
 
@@ -303,17 +304,30 @@ func (b *Builder) execute(ctx context.Context, req Request, plan *viewsql.Plan, 
 	if err != nil {
 		return nil, err
 	}
-	var out []catalog.VersionFile
+	out := make([]catalog.VersionFile, len(res.Files))
 	for i, f := range res.Files {
 		name := fmt.Sprintf("views/%s/v%d/part-%05d.parquet", req.View, version, i)
 		if f.Partition != "" {
 			name = fmt.Sprintf("views/%s/v%d/%s=%s/part-%05d.parquet", req.View, version, task.PartitionColumn, f.Partition, i)
 		}
-		if err := b.upload(ctx, name, f.Path); err != nil {
-			b.discard(out)
-			return nil, fmt.Errorf("upload %s: %w", name, err)
-		}
-		out = append(out, catalog.VersionFile{Path: name, Partition: f.Partition, Rows: f.Rows, Bytes: f.Bytes})
+		out[i] = catalog.VersionFile{Path: name, Partition: f.Partition, Rows: f.Rows, Bytes: f.Bytes}
+	}
+	// Each upload syncs its file; a few at a time hide most of that latency.
+	errs := make([]error, len(out))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = b.upload(ctx, out[i].Path, res.Files[i].Path)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.discard(out)
+		return nil, fmt.Errorf("upload output: %w", err)
 	}
 	return out, nil
 }
@@ -358,7 +372,7 @@ func (b *Builder) upload(ctx context.Context, name, path string) error {
 // see them (no version names them); this only saves the space early.
 func (b *Builder) discard(files []catalog.VersionFile) {
 	for _, f := range files {
-		if err := b.bucket.Delete(context.Background(), f.Path); err != nil {
+		if err := b.bucket.Delete(context.Background(), f.Path); err != nil && !objstore.IsObjNotFoundErr(err) {
 			b.logger.Warn("delete unpublished file", "path", f.Path, "err", err)
 		}
 	}
