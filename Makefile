@@ -22,7 +22,8 @@ check:
 	$(GO) vet -tags $(TAGS) ./...
 
 # Batch build throughput: full and incremental builds of the demo view over
-# 10M archived rows next to DuckDB running the same SQL directly. A program,
+# 100M archived rows (about 5 minutes; -rows to change) next to DuckDB running
+# the same SQL directly. A program,
 # not a timed test; it rewrites its section of BENCHMARKS.md and
 # bench/results/build.json. More flags: make bench BENCHFLAGS='-runs 5'.
 bench: build

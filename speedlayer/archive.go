@@ -2,6 +2,7 @@ package speedlayer
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,26 +68,16 @@ func (l *Layer) archiveSegment(ctx context.Context, ds *datasetState, seg *segme
 	}
 
 	ds.mu.Lock()
-	err = func() error {
-		all := append(append([]catalog.ArchiveFile(nil), ds.archive...), files...)
-		tx, err := ds.conn.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		if err := ds.defineRaw(ctx, tx, all); err != nil {
-			return err
-		}
+	all := append(append([]catalog.ArchiveFile(nil), ds.archive...), files...)
+	err = ds.swapArchive(ctx, all, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE __seg = %d", ds.rawTable(), seg.first)); err != nil {
 			return fmt.Errorf("drop archived rows: %w", err)
 		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-		ds.archive = all
-		ds.segments = ds.segments[1:]
 		return nil
-	}()
+	})
+	if err == nil {
+		ds.segments = ds.segments[1:]
+	}
 	ds.mu.Unlock()
 	if err != nil {
 		// The catalog already holds the files; a restart rebuilds from it.
@@ -250,6 +241,12 @@ func (l *Layer) ReplaceArchive(ctx context.Context, name string, remove []string
 		}
 		return all[i].Path < all[j].Path
 	})
+	return ds.swapArchive(ctx, all, nil)
+}
+
+// swapArchive makes queries read the archive files all, in one engine
+// transaction together with also (if any). Called with ds.mu held.
+func (ds *datasetState) swapArchive(ctx context.Context, all []catalog.ArchiveFile, also func(*sql.Tx) error) error {
 	tx, err := ds.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -257,6 +254,11 @@ func (l *Layer) ReplaceArchive(ctx context.Context, name string, remove []string
 	defer tx.Rollback()
 	if err := ds.defineRaw(ctx, tx, all); err != nil {
 		return err
+	}
+	if also != nil {
+		if err := also(tx); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return err

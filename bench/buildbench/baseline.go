@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/duet-analytics/duet/dataset"
+)
+
+// parquetSource reads files as the executor reads archive files.
+func parquetSource(files []string) string {
+	q := make([]string, len(files))
+	for i, f := range files {
+		q[i] = dataset.QuoteString(f)
+	}
+	return "read_parquet([" + strings.Join(q, ", ") + "], hive_partitioning = false)"
+}
+
+// runBaseline is what a user would do without duet: the view's SQL over
+// the archive files in a fresh DuckDB with its defaults, written with
+// COPY ... TO Parquet. It opens and closes the database, as an executor's
+// process start and engine setup are part of a build.
+func runBaseline(ctx context.Context, files []string, out string) error {
+	connector, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return fmt.Errorf("open baseline duckdb: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	q := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", fmt.Sprintf(viewSelect, parquetSource(files)), dataset.QuoteString(out))
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		db.Close()
+		return fmt.Errorf("baseline copy: %w", err)
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("close baseline duckdb: %w", err)
+	}
+	return nil
+}
+
+// duckdbInfo is the version and default thread count of the DuckDB linked
+// into duet, which executors and the baseline both use.
+func duckdbInfo(ctx context.Context) (version string, threads int, err error) {
+	connector, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return "", 0, err
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	err = db.QueryRowContext(ctx, "SELECT version(), current_setting('threads')").Scan(&version, &threads)
+	return version, threads, err
+}
