@@ -92,13 +92,13 @@ func TestJobsThroughCLIAndAPI(t *testing.T) {
 		t.Fatalf("kill of a finished job: exit %d, %q", code, errOut)
 	}
 
-	// Corrupt the rows of the archive file the next build must read again
+	// Corrupt the rows of the version's file the next build must merge with
 	// (new records for the same day), so its executor fails.
-	archived, err := filepath.Glob(filepath.Join(dataDir, "objects", "raw", "trips", "*", "*.parquet"))
-	if err != nil || len(archived) != 1 {
-		t.Fatalf("archive files %v, %v; want one", archived, err)
+	built, err := filepath.Glob(filepath.Join(dataDir, "objects", "views", "fares", "v1", "*", "*.parquet"))
+	if err != nil || len(built) != 1 {
+		t.Fatalf("view files %v, %v; want one", built, err)
 	}
-	corruptParquetRows(t, archived[0])
+	corruptParquetRows(t, built[0])
 	mustDuet(t, p, rows(100, 50), "ingest", "--dataset", "trips", "-")
 	failing := strings.TrimSpace(mustDuet(t, p, "", "view", "build", "fares"))
 	var j api.Job
