@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/duet-analytics/duet/api"
+	"github.com/duet-analytics/duet/dataset"
 )
 
 func post(t *testing.T, url, contentType string, body []byte) (int, api.Error, []byte) {
@@ -170,4 +171,32 @@ func arrowIPC(t *testing.T, fs []flight) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestColumnNamedLikeThePartitionDirectory: archive files live under dt=...
+// directories; a dataset column named dt must keep its own values.
+func TestColumnNamedLikeThePartitionDirectory(t *testing.T) {
+	p := startServer(t, t.TempDir(), "--segment-max-records", "1")
+	ctx := ctxT(t)
+	spec := api.Dataset{Name: "ev", TimeColumn: "ts", Columns: []dataset.Column{{Name: "ts", Type: dataset.Timestamp}, {Name: "dt", Type: dataset.Varchar}}}
+	if _, err := p.client.CreateDataset(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "by_dt", SQL: "SELECT dt, count(*) AS n FROM ev GROUP BY dt"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"a", "b"} {
+		if _, err := p.client.Ingest(ctx, "ev", "application/x-ndjson", []byte(`{"ts":"2026-11-01T10:00:00Z","dt":"`+v+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buildView(t, p, "by_dt")
+	db := trinoDB(t, p)
+	for _, q := range []string{"SELECT string_agg(dt, ',' ORDER BY dt) FROM raw.ev", "SELECT string_agg(dt, ',' ORDER BY dt) FROM views.by_dt"} {
+		var got string
+		if err := db.QueryRowContext(ctx, q).Scan(&got); err != nil || got != "a,b" {
+			t.Fatalf("%s = %q, %v; want a,b", q, got, err)
+		}
+	}
+	p.stop(t)
 }

@@ -249,8 +249,13 @@ func assertExact(t *testing.T, p *proc, prod *producer, step string) {
 
 func build(t *testing.T, p *proc) api.Job {
 	t.Helper()
+	return buildView(t, p, "delays")
+}
+
+func buildView(t *testing.T, p *proc, view string) api.Job {
+	t.Helper()
 	ctx := ctxT(t)
-	j, err := p.client.TriggerBuild(ctx, "delays")
+	j, err := p.client.TriggerBuild(ctx, view)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,9 @@ func (m *Merger) union(cols string, files []string, speedTable string) (string, 
 		}
 		paths[i] = dataset.QuoteString(p)
 	}
-	return "SELECT " + cols + " FROM read_parquet([" + strings.Join(paths, ", ") + "]) UNION ALL " + speed, nil
+	// Hive detection is off: a column named like the dt= directories must
+	// keep its own values.
+	return "SELECT " + cols + " FROM read_parquet([" + strings.Join(paths, ", ") + "], hive_partitioning = false) UNION ALL " + speed, nil
 }
 
 func specColumns(spec *dataset.Spec) []string {
