@@ -162,6 +162,9 @@ func writeView(w io.Writer, v api.View) error {
 		schedule = "none (built on demand)"
 	}
 	fields := [][2]string{{"name", v.Name}, {"dataset", v.Dataset}, {"schedule", schedule}}
+	if v.Catchup != "" || v.Timeout != "" {
+		fields = append(fields, [2]string{"builds", fmt.Sprintf("catch-up %s, up to %d retries, %s per attempt", v.Catchup, v.MaxRetries, v.Timeout)})
+	}
 	if v.CreatedAt != nil {
 		fields = append(fields, [2]string{"created", formatTimestamp(*v.CreatedAt)})
 	}
