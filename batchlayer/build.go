@@ -283,14 +283,14 @@ func (b *Builder) execute(ctx context.Context, req Request, plan *viewsql.Plan, 
 	}
 	// A backfill of days without records has no inputs: the partitions become empty.
 	if len(inputs) > 0 {
-		task.SQL = plan.PartialSQL("read_parquet(" + sqlList(inputs) + ", hive_partitioning = false)")
+		task.SQL = plan.PartialSQL(dataset.ReadParquet(inputs))
 	}
 	if len(merge) > 0 {
 		cols := make([]string, len(plan.Partial))
 		for i, c := range plan.Partial {
 			cols[i] = dataset.QuoteIdent(c.Name)
 		}
-		base := "SELECT " + strings.Join(cols, ", ") + " FROM read_parquet(" + sqlList(merge) + ", hive_partitioning = false)"
+		base := "SELECT " + strings.Join(cols, ", ") + " FROM " + dataset.ReadParquet(merge)
 		if task.SQL != "" {
 			base = task.SQL + " UNION ALL " + base
 		}
@@ -433,12 +433,4 @@ func allowedDirs(inputs []string, scratch string) []string {
 		}
 	}
 	return out
-}
-
-func sqlList(items []string) string {
-	q := make([]string, len(items))
-	for i, s := range items {
-		q[i] = dataset.QuoteString(s)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
 }

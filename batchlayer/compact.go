@@ -139,7 +139,7 @@ func (b *Builder) compactGroup(ctx context.Context, taskID, ds string, spec *dat
 		cols[i] = dataset.QuoteIdent(c.Name)
 	}
 	task := Task{
-		SQL:    "SELECT " + strings.Join(cols, ", ") + " FROM read_parquet(" + sqlList(paths) + ", hive_partitioning = false)",
+		SQL:    "SELECT " + strings.Join(cols, ", ") + " FROM " + dataset.ReadParquet(paths),
 		Output: filepath.Join(dir, "out"), Memory: b.cfg.ExecutorMemory, Threads: b.cfg.ExecutorThreads,
 		AllowedDirs: allowedDirs(paths, dir),
 	}

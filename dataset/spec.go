@@ -200,3 +200,14 @@ func (s *Spec) EmptyRelation() string {
 	b.WriteString(" WHERE false)")
 	return b.String()
 }
+
+// ReadParquet is a SQL relation reading the Parquet files at paths. Hive
+// partition detection is off: duet's files live under dt=... directories,
+// and a column named like that directory must keep its own values.
+func ReadParquet(paths []string) string {
+	q := make([]string, len(paths))
+	for i, p := range paths {
+		q[i] = QuoteString(p)
+	}
+	return "read_parquet([" + strings.Join(q, ", ") + "], hive_partitioning = false)"
+}

@@ -68,11 +68,9 @@ func (m *Merger) union(cols string, files []string, speedTable string) (string, 
 		if err != nil {
 			return "", fmt.Errorf("resolve %s: %w", f, err)
 		}
-		paths[i] = dataset.QuoteString(p)
+		paths[i] = p
 	}
-	// Hive detection is off: a column named like the dt= directories must
-	// keep its own values.
-	return "SELECT " + cols + " FROM read_parquet([" + strings.Join(paths, ", ") + "], hive_partitioning = false) UNION ALL " + speed, nil
+	return "SELECT " + cols + " FROM " + dataset.ReadParquet(paths) + " UNION ALL " + speed, nil
 }
 
 func specColumns(spec *dataset.Spec) []string {

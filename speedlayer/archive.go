@@ -202,7 +202,7 @@ func writeParquet(f *os.File, rr array.RecordReader) (int64, error) {
 	return rows, nil
 }
 
-// archivedPaths returns the local paths of archive files, for read_parquet.
+// localPaths returns the local paths of archive files, for read_parquet.
 func (l *Layer) localPaths(names []string) ([]string, error) {
 	out := make([]string, len(names))
 	for i, n := range names {

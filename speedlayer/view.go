@@ -81,7 +81,7 @@ func (l *Layer) fillPartials(ctx context.Context, tx *sql.Tx, v *viewState, from
 		if err != nil {
 			return err
 		}
-		src := parquetSource(paths)
+		src := dataset.ReadParquet(paths)
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), r.first, v.plan.PartialSQL(src))); err != nil {
 			return fmt.Errorf("partials of archived offsets %d-%d: %w", r.first, r.end, err)
 		}
@@ -162,7 +162,7 @@ func (l *Layer) fillPartialsBetween(ctx context.Context, tx *sql.Tx, v *viewStat
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), r.first, v.plan.PartialSQL(parquetSource(paths)))); err != nil {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), r.first, v.plan.PartialSQL(dataset.ReadParquet(paths)))); err != nil {
 			return fmt.Errorf("partials of archived offsets %d-%d: %w", r.first, r.end, err)
 		}
 	}
@@ -195,20 +195,6 @@ func archivedRanges(files []catalog.ArchiveFile, from int64) []offsetRange {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].first < out[j].first })
 	return out
-}
-
-// parquetSource reads archive files; Hive detection is off so that a column
-// named like the dt= directories keeps its own values.
-func parquetSource(paths []string) string {
-	return "read_parquet(" + sqlList(paths) + ", hive_partitioning = false)"
-}
-
-func sqlList(items []string) string {
-	q := make([]string, len(items))
-	for i, s := range items {
-		q[i] = dataset.QuoteString(s)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // SegmentStatus is one range of offsets the speed layer holds for a view.

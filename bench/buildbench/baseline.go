@@ -4,21 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/duet-analytics/duet/dataset"
 )
-
-// parquetSource reads files as the executor reads archive files.
-func parquetSource(files []string) string {
-	q := make([]string, len(files))
-	for i, f := range files {
-		q[i] = dataset.QuoteString(f)
-	}
-	return "read_parquet([" + strings.Join(q, ", ") + "], hive_partitioning = false)"
-}
 
 // runBaseline is what a user would do without duet: the view's SQL over
 // the archive files in a fresh DuckDB with its defaults, written with
@@ -30,7 +20,7 @@ func runBaseline(ctx context.Context, files []string, out string) error {
 		return fmt.Errorf("open baseline duckdb: %w", err)
 	}
 	db := sql.OpenDB(connector)
-	q := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", fmt.Sprintf(viewSelect, parquetSource(files)), dataset.QuoteString(out))
+	q := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", fmt.Sprintf(viewSelect, dataset.ReadParquet(files)), dataset.QuoteString(out))
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		db.Close()
 		return fmt.Errorf("baseline copy: %w", err)

@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -142,14 +141,4 @@ func (s *Store) ForgetGarbage(ctx context.Context, paths []string) error {
 		}
 		return nil
 	})
-}
-
-// IsGarbage reports whether an object is queued for deletion.
-func (s *Store) IsGarbage(ctx context.Context, path string) (bool, error) {
-	var n int
-	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM garbage WHERE path = $1`, path).Scan(&n)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, err
-	}
-	return n > 0, nil
 }
