@@ -4,7 +4,7 @@ GO    ?= go
 TAGS  := duckdb_arrow
 BIN   := bin/duet
 
-.PHONY: build demo test check bench clean
+.PHONY: build demo test check bench bench-ingest clean
 
 build:
 	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/duet
@@ -21,13 +21,23 @@ check:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet -tags $(TAGS) ./...
 
-# Batch build throughput: full and incremental builds of the demo view over
-# 100M archived rows (about 5 minutes; -rows to change) next to DuckDB running
-# the same SQL directly. A program,
+# Every benchmark. Batch build throughput: full and incremental builds of the
+# demo view over 100M archived rows (about 5 minutes; -rows to change) next to
+# DuckDB running the same SQL directly. A program,
 # not a timed test; it rewrites its section of BENCHMARKS.md and
 # bench/results/build.json. More flags: make bench BENCHFLAGS='-runs 5'.
+# Then the ingest benchmark (bench-ingest below).
 bench: build
 	$(GO) run -tags $(TAGS) ./bench/buildbench -duet $(BIN) $(BENCHFLAGS)
+	$(GO) run -tags $(TAGS) ./bench/ingestbench -duet $(BIN) $(INGESTFLAGS)
+
+# Ingest into the speed layer (about 2 minutes): sustained events/s per server
+# core for Arrow IPC and NDJSON through POST /v1/ingest, freshness (ack to
+# visible in a merged query) at half that load, and memory per retained
+# event. Rewrites its section of BENCHMARKS.md and bench/results/ingest.json.
+# More flags: make bench-ingest INGESTFLAGS='-batch 10000 -profile-dir prof'.
+bench-ingest: build
+	$(GO) run -tags $(TAGS) ./bench/ingestbench -duet $(BIN) $(INGESTFLAGS)
 
 clean:
 	rm -rf bin

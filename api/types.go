@@ -14,7 +14,13 @@ type Dataset struct {
 	Name       string           `json:"name"`
 	TimeColumn string           `json:"time_column"`
 	Columns    []dataset.Column `json:"columns"`
-	CreatedAt  *time.Time       `json:"created_at,omitempty"`
+	// DedupKey names a varchar, bigint or integer column: a record whose key
+	// was accepted less than DedupWindow before is ignored (absent: no
+	// deduplication). DedupWindow is a duration such as "10m" (default 10m,
+	// at most 24h); answers give it as "10m0s".
+	DedupKey    string     `json:"dedup_key,omitempty"`
+	DedupWindow string     `json:"dedup_window,omitempty"`
+	CreatedAt   *time.Time `json:"created_at,omitempty"`
 	// Log is filled in answers only.
 	Log *LogStatus `json:"log,omitempty"`
 }
@@ -33,12 +39,16 @@ type DatasetList struct {
 	Datasets []Dataset `json:"datasets"`
 }
 
-// IngestResult is the answer of POST /v1/ingest/{dataset}: the records are
-// durable, with offsets first_offset..last_offset inclusive.
+// IngestResult is the answer of POST /v1/ingest/{dataset}: the accepted
+// records are durable, with offsets first_offset..last_offset inclusive
+// (both -1 when accepted is 0: every record was a duplicate).
 type IngestResult struct {
 	Accepted    int64 `json:"accepted"`
 	FirstOffset int64 `json:"first_offset"`
 	LastOffset  int64 `json:"last_offset"`
+	// Duplicates were ignored: the dataset's dedup key of each was accepted
+	// within its dedup window, earlier or in the same request.
+	Duplicates int64 `json:"duplicates"`
 }
 
 // ViewRequest is the body of POST /v1/views.

@@ -60,7 +60,7 @@ type Bucket interface {
 
 // Launcher runs a task on a fresh executor process.
 type Launcher interface {
-	Launch(ctx context.Context, dir string, args ...string) error
+	Launch(ctx context.Context, dir string) error
 }
 
 // Config for the batch layer.
@@ -120,7 +120,7 @@ type Builder struct {
 	active map[*time.Time]bool
 }
 
-// begin records a running task until the returned func is called.
+// begin records a running task until the returned func is first called.
 func (b *Builder) begin() func() {
 	t := time.Now()
 	b.mu.Lock()
@@ -176,7 +176,8 @@ func (b *Builder) lock(view string) func() {
 // the current version, when there is nothing new.
 func (b *Builder) Build(ctx context.Context, req Request) (catalog.ViewVersion, error) {
 	defer b.lock(req.View)()
-	defer b.begin()()
+	reading := b.begin()
+	defer reading()
 	start := time.Now()
 	plan, err := b.speed.Plan(req.View)
 	if err != nil {
@@ -217,6 +218,8 @@ func (b *Builder) Build(ctx context.Context, req Request) (catalog.ViewVersion, 
 	if err != nil {
 		return catalog.ViewVersion{}, err
 	}
+	// The build read its inputs; its own garbage collection may take them.
+	reading()
 	v := catalog.ViewVersion{
 		View: req.View, Covered: bp.covered, Files: append(bp.carried, files...), JobID: req.JobID,
 		CreatedAt: time.Now().UTC(), BuildMillis: time.Since(start).Milliseconds(),
@@ -338,7 +341,7 @@ func (b *Builder) run(ctx context.Context, logPrefix, dir string, task Task) (Re
 	if err := writeJSON(filepath.Join(dir, TaskFile), task); err != nil {
 		return Result{}, err
 	}
-	err := b.launcher.Launch(ctx, dir, "executor", "run", "--dir", dir)
+	err := b.launcher.Launch(ctx, dir)
 	if logPrefix != "" {
 		for _, name := range []string{"stdout", "stderr"} {
 			if uerr := b.upload(context.WithoutCancel(ctx), logPrefix+name, filepath.Join(dir, name)); uerr != nil && !errors.Is(uerr, os.ErrNotExist) {

@@ -221,15 +221,15 @@ type switchLauncher struct {
 	killer *executor.Local
 }
 
-func (l *switchLauncher) Launch(ctx context.Context, dir string, args ...string) error {
+func (l *switchLauncher) Launch(ctx context.Context, dir string) error {
 	if l.kill.Load() {
-		return l.killer.Launch(ctx, dir, args...)
+		return l.killer.Launch(ctx, dir)
 	}
-	return lambdatest.InProcess{}.Launch(ctx, dir, args...)
+	return lambdatest.InProcess{}.Launch(ctx, dir)
 }
 
 func TestKilledExecutorPublishesNothing(t *testing.T) {
-	killer, err := executor.NewLocal([]string{"/bin/sh", "-c", `echo "executor started" >&2; kill -9 $$`}, nil)
+	killer, err := executor.NewLocal(executor.Config{Command: []string{"/bin/sh", "-c", `echo "executor started" >&2; kill -9 $$`}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

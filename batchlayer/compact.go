@@ -141,7 +141,7 @@ func (b *Builder) compactGroup(ctx context.Context, taskID, ds string, spec *dat
 	task := Task{
 		SQL:    "SELECT " + strings.Join(cols, ", ") + " FROM " + dataset.ReadParquet(paths),
 		Output: filepath.Join(dir, "out"), Memory: b.cfg.ExecutorMemory, Threads: b.cfg.ExecutorThreads,
-		AllowedDirs: allowedDirs(paths, dir),
+		AllowedDirs: allowedDirs(paths, dir), RowGroupRows: dataset.ArchiveRowGroupRows,
 	}
 	res, err := b.run(ctx, logPrefix, dir, task)
 	if err != nil {
@@ -153,7 +153,12 @@ func (b *Builder) compactGroup(ctx context.Context, taskID, ds string, spec *dat
 	first, end := group[0].First, group[len(group)-1].End
 	merged := catalog.ArchiveFile{
 		Dataset: ds, Path: CompactionName(ds, group[0].Partition, first, end), Partition: group[0].Partition,
-		First: first, End: end, Rows: rows, Bytes: res.Files[0].Bytes,
+		First: first, End: end, Rows: rows, Bytes: res.Files[0].Bytes, ArrivedAt: group[0].Arrived(),
+	}
+	for _, f := range group {
+		if f.Arrived().Before(merged.ArrivedAt) {
+			merged.ArrivedAt = f.Arrived()
+		}
 	}
 	if err := b.upload(ctx, merged.Path, res.Files[0].Path); err != nil {
 		return fmt.Errorf("upload %s: %w", merged.Path, err)

@@ -2,12 +2,16 @@ package batchlayer
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/engine"
@@ -25,13 +29,16 @@ const (
 type Task struct {
 	// SQL is the query; empty means an empty result (a backfill of days
 	// without records).
-	SQL             string   `json:"sql"`
-	Output          string   `json:"output"`
-	PartitionColumn string   `json:"partition_column,omitempty"`
-	PartitionExpr   string   `json:"partition_expr,omitempty"`
-	Memory          string   `json:"memory,omitempty"`
-	Threads         int      `json:"threads,omitempty"`
-	AllowedDirs     []string `json:"allowed_dirs"`
+	SQL             string `json:"sql"`
+	Output          string `json:"output"`
+	PartitionColumn string `json:"partition_column,omitempty"`
+	PartitionExpr   string `json:"partition_expr,omitempty"`
+	// RowGroupRows bounds the output's row groups; 0 means a million, large
+	// groups for the small partial files of views.
+	RowGroupRows int      `json:"row_group_rows,omitempty"`
+	Memory       string   `json:"memory,omitempty"`
+	Threads      int      `json:"threads,omitempty"`
+	AllowedDirs  []string `json:"allowed_dirs"`
 }
 
 // Result is what the executor reports back.
@@ -47,17 +54,87 @@ type OutputFile struct {
 	Bytes     int64  `json:"bytes"`
 }
 
-// RunTask is the executor side: it reads dir/task.json, runs the SQL in a
-// fresh engine confined to the task's directories, writes ZSTD Parquet with
-// row groups of up to a million rows and reports dir/result.json.
+// Executor is the engine of one executor process. It is opened before the
+// task is known, so a standby executor can open and warm it while it waits;
+// Run then applies the task's limits and locks the engine down.
+type Executor struct {
+	db   *sql.DB
+	conn *sql.Conn
+}
+
+// OpenExecutor opens an executor's engine, without limits until Run.
+func OpenExecutor(ctx context.Context) (*Executor, error) {
+	connector, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	return &Executor{db: db, conn: conn}, nil
+}
+
+// Close releases the engine.
+func (e *Executor) Close() error {
+	return errors.Join(e.conn.Close(), e.db.Close())
+}
+
+// WarmUp runs a small build in a temporary directory: an aggregate written as
+// partitioned ZSTD Parquet and read back. A fresh process pays tens of
+// milliseconds the first time it runs each of these; a standby executor pays
+// them while it waits instead of during its task.
+func (e *Executor) WarmUp(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "duet-executor-warmup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "out")
+	stmts := []string{
+		fmt.Sprintf(`COPY (SELECT range %% 4 AS p, date_trunc('hour', TIMESTAMP '2026-01-01' + to_seconds(range)) AS h,
+			'k' || (range %% 97) AS k, count(*) AS n, sum(range) AS s, min(range) AS lo
+			FROM range(10000) GROUP BY ALL) TO %s (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (p), RETURN_STATS)`, dataset.QuoteString(out)),
+		fmt.Sprintf("SELECT h, k, sum(n), sum(s), min(lo) FROM read_parquet(%s, hive_partitioning = false) GROUP BY ALL",
+			dataset.QuoteString(filepath.Join(out, "*", "*.parquet"))),
+	}
+	for _, q := range stmts {
+		rows, err := e.conn.QueryContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("warm up: %w", err)
+		}
+		for rows.Next() {
+		}
+		err = errors.Join(rows.Err(), rows.Close())
+		if err != nil {
+			return fmt.Errorf("warm up: %w", err)
+		}
+	}
+	return nil
+}
+
+// RunTask runs the task in dir on a fresh engine.
 func RunTask(ctx context.Context, dir string) error {
+	e, err := OpenExecutor(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	return e.Run(ctx, dir)
+}
+
+// Run reads dir/task.json, runs its SQL with the task's limits, confined to
+// its directories, writes ZSTD Parquet and reports dir/result.json.
+func (e *Executor) Run(ctx context.Context, dir string) error {
 	var task Task
 	if err := readJSON(filepath.Join(dir, TaskFile), &task); err != nil {
 		return fmt.Errorf("read task: %w", err)
 	}
 	res := Result{Files: []OutputFile{}}
 	if task.SQL != "" {
-		files, err := execute(ctx, dir, task)
+		files, err := e.execute(ctx, dir, task)
 		if err != nil {
 			return err
 		}
@@ -66,17 +143,21 @@ func RunTask(ctx context.Context, dir string) error {
 	return writeJSON(filepath.Join(dir, ResultFile), res)
 }
 
-func execute(ctx context.Context, dir string, task Task) ([]OutputFile, error) {
-	db, err := engine.Open(ctx, engine.Config{
+func (e *Executor) execute(ctx context.Context, dir string, task Task) ([]OutputFile, error) {
+	for _, s := range engine.Settings(engine.Config{
 		MemoryLimit: task.Memory, Threads: task.Threads,
 		AllowedDirectories: task.AllowedDirs, TempDirectory: filepath.Join(dir, "spill"),
-	}, nil)
-	if err != nil {
-		return nil, err
+	}) {
+		if _, err := e.conn.ExecContext(ctx, s); err != nil {
+			return nil, fmt.Errorf("engine setup %q: %w", s, err)
+		}
 	}
-	defer db.Close()
+	rowGroup := task.RowGroupRows
+	if rowGroup <= 0 {
+		rowGroup = 1_000_000
+	}
 	// RETURN_STATS reports each written file with its row count and size.
-	const opts = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000, RETURN_STATS"
+	opts := fmt.Sprintf("FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d, RETURN_STATS", rowGroup)
 	var q string
 	if task.PartitionExpr != "" {
 		q = fmt.Sprintf("COPY (SELECT *, %s AS %s FROM (%s)) TO %s (%s, PARTITION_BY (%s), FILENAME_PATTERN 'part-{i}')",
@@ -87,7 +168,7 @@ func execute(ctx context.Context, dir string, task Task) ([]OutputFile, error) {
 		}
 		q = fmt.Sprintf("COPY (%s) TO %s (%s)", task.SQL, dataset.QuoteString(filepath.Join(task.Output, "part-0.parquet")), opts)
 	}
-	rows, err := db.QueryContext(ctx, q)
+	rows, err := e.conn.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("write output: %w", err)
 	}

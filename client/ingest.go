@@ -27,6 +27,12 @@ const (
 // long as its Retry-After asks (or backs off exponentially without one) and
 // sends the same bytes again, up to Config.IngestAttempts times. The body is
 // a []byte because a retry must send it again; batch large inputs.
+//
+// On a dataset with a dedup key, records whose key the server accepted
+// within the dataset's window (or earlier in the body) are not stored: the
+// answer's Duplicates counts them and Accepted the others, so resending a
+// body whose answer was lost (a timeout) stores nothing twice; with Accepted
+// 0 the offsets are -1.
 func (c *Client) Ingest(ctx context.Context, dataset, contentType string, body []byte) (api.IngestResult, error) {
 	target := c.endpoint("v1", "ingest", dataset)
 	backoff := c.cfg.RetryDelay

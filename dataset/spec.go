@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
@@ -56,6 +57,36 @@ type Spec struct {
 	Name       string   `json:"name"`
 	TimeColumn string   `json:"time_column"`
 	Columns    []Column `json:"columns"`
+	// DedupKey, when set, names a varchar, bigint or integer column: a
+	// record whose key equals that of a record accepted less than
+	// DedupWindow before is ignored (see speedlayer/dedup.go).
+	DedupKey string `json:"dedup_key,omitempty"`
+	// DedupWindow is how long an accepted key keeps its duplicates out;
+	// Validate sets DefaultDedupWindow when DedupKey is set and it is not.
+	DedupWindow Duration `json:"dedup_window,omitempty"`
+}
+
+// Deduplication windows: the default when a dataset names a key, and the
+// longest allowed, which bounds the memory of the keys remembered.
+const (
+	DefaultDedupWindow = 10 * time.Minute
+	MaxDedupWindow     = 24 * time.Hour
+)
+
+// Duration is a time.Duration that JSON carries as a string such as "10m0s".
+type Duration time.Duration
+
+// MarshalText writes the duration as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a duration such as "10m" or "1h30m".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: write it like 90s, 10m or 1h30m", b)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -102,7 +133,47 @@ func (s *Spec) Validate() error {
 	if tc.Type != Timestamp && tc.Type != Date {
 		return fmt.Errorf("time_column %q: must be a timestamp or date column, not %s", s.TimeColumn, tc.Type)
 	}
+	return s.validateDedup()
+}
+
+func (s *Spec) validateDedup() error {
+	if s.DedupKey == "" {
+		if s.DedupWindow != 0 {
+			return fmt.Errorf("dedup_window %s: set only together with dedup_key (the column whose repeats are ignored)", time.Duration(s.DedupWindow))
+		}
+		return nil
+	}
+	kc, ok := s.Column(s.DedupKey)
+	if !ok {
+		return fmt.Errorf("dedup_key %q: no such column", s.DedupKey)
+	}
+	if kc.Type != Varchar && kc.Type != Bigint && kc.Type != Integer {
+		return fmt.Errorf("dedup_key %q: must be a varchar, bigint or integer column, not %s", s.DedupKey, kc.Type)
+	}
+	s.DedupKey = kc.Name
+	w := time.Duration(s.DedupWindow)
+	switch {
+	case w == 0:
+		s.DedupWindow = Duration(DefaultDedupWindow)
+	case w < time.Second:
+		return fmt.Errorf("dedup_window %s: must be at least 1s", w)
+	case w > MaxDedupWindow:
+		return fmt.Errorf("dedup_window %s: must be at most %s (every key accepted within the window is kept in memory)", w, MaxDedupWindow)
+	}
 	return nil
+}
+
+// DedupIndex is the position of the dedup key column, or -1 without one.
+func (s *Spec) DedupIndex() int {
+	if s.DedupKey == "" {
+		return -1
+	}
+	for i, c := range s.Columns {
+		if strings.EqualFold(c.Name, s.DedupKey) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Column finds a column by name, case-insensitively as SQL does.
@@ -200,6 +271,13 @@ func (s *Spec) EmptyRelation() string {
 	b.WriteString(" WHERE false)")
 	return b.String()
 }
+
+// ArchiveRowGroupRows bounds the row groups of the raw archive's Parquet
+// files. DuckDB scans a file's row groups in parallel, one per thread, so a
+// day's file of a million late events in one row group would be read by one
+// core; 128Ki rows keeps every core busy and is still a row group other
+// readers (Trino, Spark) handle well.
+const ArchiveRowGroupRows = 128 * 1024
 
 // ReadParquet is a SQL relation reading the Parquet files at paths. Hive
 // partition detection is off: duet's files live under dt=... directories,

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,7 +77,15 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	spec := dataset.Spec{Name: req.Name, TimeColumn: req.TimeColumn, Columns: req.Columns}
+	spec := dataset.Spec{Name: req.Name, TimeColumn: req.TimeColumn, Columns: req.Columns, DedupKey: req.DedupKey}
+	if req.DedupWindow != "" {
+		window, err := time.ParseDuration(req.DedupWindow)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "dataset dedup_window %q: write it like 90s, 10m or 1h30m", req.DedupWindow)
+			return
+		}
+		spec.DedupWindow = dataset.Duration(window)
+	}
 	if err := spec.Validate(); err != nil {
 		writeError(w, http.StatusBadRequest, "dataset %v", err)
 		return
@@ -110,6 +120,9 @@ func (s *Server) datasetDoc(r *http.Request, name string) (api.Dataset, error) {
 	}
 	created := d.CreatedAt
 	doc := api.Dataset{Name: d.Spec.Name, TimeColumn: d.Spec.TimeColumn, Columns: d.Spec.Columns, CreatedAt: &created}
+	if d.Spec.DedupKey != "" {
+		doc.DedupKey, doc.DedupWindow = d.Spec.DedupKey, time.Duration(d.Spec.DedupWindow).String()
+	}
 	if st, err := s.speed.DatasetStatus(name); err == nil {
 		doc.Log = &api.LogStatus{EndOffset: st.LogEnd, ArchivedOffset: st.ArchivedEnd, ArchiveFiles: st.ArchiveFiles}
 	}
@@ -185,11 +198,19 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rec.Release()
-	first, err := s.speed.Ingest(r.Context(), name, rec)
+	res, err := s.speed.IngestBatch(r.Context(), name, rec)
+	var overBudget *speedlayer.BudgetError
 	switch {
 	case err == nil:
-		rows := rec.NumRows()
-		writeJSON(w, http.StatusOK, api.IngestResult{Accepted: rows, FirstOffset: first, LastOffset: first + rows - 1})
+		out := api.IngestResult{Accepted: res.Stored, FirstOffset: -1, LastOffset: -1, Duplicates: res.Duplicates}
+		if res.Stored > 0 {
+			out.FirstOffset, out.LastOffset = res.First, res.First+res.Stored-1
+		}
+		writeJSON(w, http.StatusOK, out)
+	case errors.As(err, &overBudget):
+		// Refused before the log: the client may send the same body again.
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(overBudget.RetryAfter.Seconds()))))
+		writeError(w, http.StatusTooManyRequests, "%v", err)
 	case errors.Is(err, speedlayer.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "%v", err)

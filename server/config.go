@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/duet-analytics/duet/internal/engine"
+	"github.com/duet-analytics/duet/internal/executor"
 	"github.com/duet-analytics/duet/scheduler"
+	"github.com/duet-analytics/duet/speedlayer"
 )
 
 // Config is one duet server's configuration.
@@ -24,8 +26,13 @@ type Config struct {
 	SegmentMaxAge     time.Duration `yaml:"segment_max_age"`
 	// MaxIngestBytes bounds one ingest request's body.
 	MaxIngestBytes int64 `yaml:"max_ingest_bytes"`
-	// ExecutorCommand runs `duet`; empty means this process's executable.
-	ExecutorCommand []string `yaml:"executor_command"`
+	// SpeedMemoryBudget bounds the engine memory of the speed layer's
+	// unarchived records and view partials: a size ("512MiB") or a share of
+	// the engine's memory limit ("25%"). At the budget, ingest answers 429.
+	SpeedMemoryBudget string `yaml:"speed_memory_budget"`
+	// Executor says how executors start: the duet command (empty: this
+	// process's executable) and how many wait warmed up for a task.
+	Executor executor.Config `yaml:"executor"`
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Scheduler bounds concurrent jobs and paces retries.
@@ -41,6 +48,10 @@ type Config struct {
 	// QueryTimeout bounds one SQL query; it must be shorter than GCGrace so
 	// no query outlives the files of the version it started on.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+
+	// archiveBucket, when set, wraps the bucket the speed layer archives to
+	// (tests gate uploads with it).
+	archiveBucket func(speedlayer.Bucket) speedlayer.Bucket
 }
 
 // DefaultConfig is the configuration of `duet serve` without flags.
@@ -51,6 +62,7 @@ func DefaultConfig() Config {
 		SegmentMaxRecords:  100_000,
 		SegmentMaxAge:      30 * time.Second,
 		MaxIngestBytes:     64 << 20,
+		SpeedMemoryBudget:  speedlayer.DefaultMemoryBudget,
 		ShutdownTimeout:    10 * time.Second,
 		Scheduler:          scheduler.DefaultConfig(),
 		KeepVersions:       5,
@@ -58,6 +70,7 @@ func DefaultConfig() Config {
 		CompactionTarget:   128 << 20,
 		CompactionSchedule: "@hourly",
 		QueryTimeout:       5 * time.Minute,
+		Executor:           executor.Config{Standby: 1},
 	}
 }
 
@@ -101,6 +114,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxIngestBytes == 0 {
 		c.MaxIngestBytes = d.MaxIngestBytes
+	}
+	if c.SpeedMemoryBudget == "" {
+		c.SpeedMemoryBudget = d.SpeedMemoryBudget
+	}
+	if _, err := speedlayer.ParseMemoryBudget(c.SpeedMemoryBudget); err != nil {
+		return fmt.Errorf("speed_memory_budget: %w", err)
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout

@@ -43,8 +43,10 @@ type Server struct {
 	db      *sql.DB
 	speed   *speedlayer.Layer
 	builder *batchlayer.Builder
-	sched   *scheduler.Scheduler
-	gateway *sqlgateway.Gateway
+	// launcher keeps standby executors warm while the server runs.
+	launcher *executor.Local
+	sched    *scheduler.Scheduler
+	gateway  *sqlgateway.Gateway
 
 	listener net.Listener
 	http     *http.Server
@@ -103,14 +105,19 @@ func (s *Server) open(ctx context.Context) error {
 	if s.db, err = engine.Open(ctx, ecfg, s.logger.With("component", "engine")); err != nil {
 		return err
 	}
+	var archive speedlayer.Bucket = s.bucket
+	if cfg.archiveBucket != nil {
+		archive = cfg.archiveBucket(s.bucket)
+	}
 	s.speed, err = speedlayer.New(speedlayer.Config{
 		LogDir: s.dir("log"), ScratchDir: s.dir("scratch"),
 		SegmentMaxRecords: cfg.SegmentMaxRecords, SegmentMaxAge: cfg.SegmentMaxAge,
-	}, s.db, s.cat, s.bucket, s.bucket, serving.NewMerger(s.bucket), s.logger.With("component", "speedlayer"), s.registry)
+		MemoryBudget: cfg.SpeedMemoryBudget,
+	}, s.db, s.cat, archive, s.bucket, serving.NewMerger(s.bucket), s.logger.With("component", "speedlayer"), s.registry)
 	if err != nil {
 		return err
 	}
-	launcher, err := executor.NewLocal(cfg.ExecutorCommand, s.logger.With("component", "executor"))
+	s.launcher, err = executor.NewLocal(cfg.Executor, s.logger.With("component", "executor"))
 	if err != nil {
 		return err
 	}
@@ -118,7 +125,7 @@ func (s *Server) open(ctx context.Context) error {
 		ScratchDir: s.dir("scratch"), ExecutorMemory: cfg.Engine.MemoryLimit, ExecutorThreads: cfg.Engine.Threads,
 		KeepVersions: cfg.KeepVersions, GCGrace: cfg.GCGrace, CompactionTarget: cfg.CompactionTarget,
 	},
-		s.cat, s.speed, s.bucket, launcher, s.logger.With("component", "batchlayer"))
+		s.cat, s.speed, s.bucket, s.launcher, s.logger.With("component", "batchlayer"))
 	if err != nil {
 		return err
 	}
@@ -127,6 +134,9 @@ func (s *Server) open(ctx context.Context) error {
 		return err
 	}
 	if err := s.load(ctx); err != nil {
+		return err
+	}
+	if err := serving.RegisterSystem(ctx, s.db, serving.SystemConfig{Catalog: s.cat, Speed: s.speed}); err != nil {
 		return err
 	}
 	s.gateway, err = sqlgateway.New(sqlgateway.Config{Catalog: engine.Catalog, QueryTimeout: cfg.QueryTimeout}, s.db, s.logger.With("component", "sqlgateway"), s.registry)
@@ -263,11 +273,12 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 func (s *Server) Run(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	for name, run := range map[string]func(context.Context) error{
+	components := map[string]func(context.Context) error{
 		"speedlayer": s.speed.Run, "scheduler": s.sched.Run, "sqlgateway": s.gateway.Run,
-		"compaction": s.compactPeriodically,
-	} {
+		"compaction": s.compactPeriodically, "executors": s.launcher.Run,
+	}
+	errc := make(chan error, len(components))
+	for name, run := range components {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

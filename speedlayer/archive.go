@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
@@ -166,18 +165,18 @@ func (l *Layer) writeArchiveFile(ctx context.Context, ds *datasetState, seg *seg
 	size := st.Size()
 	return catalog.ArchiveFile{
 		Dataset: ds.spec.Name, Path: name, Partition: "dt=" + dt,
-		First: seg.first, End: seg.end, Rows: rows, Bytes: size, CreatedAt: time.Now().UTC(),
+		First: seg.first, End: seg.end, Rows: rows, Bytes: size, CreatedAt: l.cfg.Now().UTC(), ArrivedAt: seg.arrived,
 	}, nil
 }
 
 // writeParquet writes the reader's records as ZSTD Parquet with statistics and
-// row groups of up to a million rows, as other Parquet readers expect.
+// row groups of dataset.ArchiveRowGroupRows.
 func writeParquet(f *os.File, rr array.RecordReader) (int64, error) {
 	defer f.Close() // harmless after the writer closed it
 	props := parquet.NewWriterProperties(
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithStats(true),
-		parquet.WithMaxRowGroupLength(1<<20),
+		parquet.WithMaxRowGroupLength(dataset.ArchiveRowGroupRows),
 	)
 	w, err := pqarrow.NewFileWriter(rr.Schema(), f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {

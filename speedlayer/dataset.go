@@ -48,6 +48,9 @@ type datasetState struct {
 	views    []*viewState
 	seq      int64
 	broken   error
+	// dedup drops records whose key was accepted within the window; nil
+	// when the dataset names no dedup key (see dedup.go).
+	dedup *dedup
 }
 
 func (ds *datasetState) rawTable() string {
@@ -83,7 +86,7 @@ func (l *Layer) AddDataset(ctx context.Context, spec dataset.Spec) error {
 	if err != nil {
 		return fmt.Errorf("dataset %q: open log: %w", spec.Name, err)
 	}
-	ds := &datasetState{l: l, spec: spec, log: log, archive: archive}
+	ds := &datasetState{l: l, spec: spec, log: log, archive: archive, dedup: newDedup(&spec)}
 	if err := l.recover(ctx, ds); err != nil {
 		log.Close()
 		if ds.conn != nil {
@@ -94,6 +97,10 @@ func (l *Layer) AddDataset(ctx context.Context, spec dataset.Spec) error {
 	l.mu.Lock()
 	l.datasets[spec.Name] = ds
 	l.mu.Unlock()
+	// Ingest may start before the background loop first measures memory.
+	if err := l.budget.refresh(ctx, l.db); err != nil {
+		l.logger.Warn("measure speed layer memory", "err", err)
+	}
 	return nil
 }
 
@@ -145,8 +152,22 @@ func (l *Layer) recover(ctx context.Context, ds *datasetState) error {
 	if _, err := conn.ExecContext(ctx, "CREATE OR REPLACE TABLE "+ds.rawTable()+" ("+strings.Join(cols, ", ")+")"); err != nil {
 		return fmt.Errorf("create speed table: %w", err)
 	}
+	// Replayed records arrived before this restart: now is a safe arrival
+	// time for their dedup keys (see dedup.go).
+	restart := l.cfg.Now()
+	if ds.dedup != nil {
+		if err := ds.loadArchivedKeys(ctx, restart); err != nil {
+			return err
+		}
+	}
 	err = ds.log.Replay(archived, func(first int64, rec arrow.RecordBatch) error {
-		return ds.apply(ctx, ds.segmentOf(first).first, rec, true)
+		if ds.dedup != nil {
+			if err := ds.dedup.load(rec.Column(ds.dedup.col), restart); err != nil {
+				return err
+			}
+		}
+		_, err := ds.apply(ctx, ds.segmentOf(first).first, rec, true)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("replay log from offset %d: %w", archived, err)
@@ -159,7 +180,13 @@ func (l *Layer) recover(ctx context.Context, ds *datasetState) error {
 	if err := ds.defineRaw(ctx, tx, ds.archive); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if ds.dedup != nil {
+		ds.dedupChanged()
+	}
+	return nil
 }
 
 func (ds *datasetState) segmentOf(off int64) *segment {
@@ -183,43 +210,102 @@ func (ds *datasetState) defineRaw(ctx context.Context, tx *sql.Tx, archive []cat
 }
 
 // Ingest makes rec durable in the dataset's log and visible in every merged
-// view, and returns the offset of its first row. Once Ingest returns without
-// error the records are acknowledged: they survive crashes and restarts.
+// view, and returns the offset of its first row (-1 when every row was a
+// duplicate; see IngestBatch). Once Ingest returns without error the records
+// are acknowledged: they survive crashes and restarts.
 func (l *Layer) Ingest(ctx context.Context, name string, rec arrow.RecordBatch) (int64, error) {
-	ds, err := l.dataset(name)
+	res, err := l.IngestBatch(ctx, name, rec)
 	if err != nil {
 		return 0, err
+	}
+	return res.First, nil
+}
+
+// IngestBatch is Ingest reporting what was stored: on a dataset with a dedup
+// key, records whose key was accepted within its window (or earlier in rec)
+// are ignored, and when all are, nothing is stored and the answer is still
+// success.
+func (l *Layer) IngestBatch(ctx context.Context, name string, rec arrow.RecordBatch) (Ingested, error) {
+	none := Ingested{First: -1}
+	ds, err := l.dataset(name)
+	if err != nil {
+		return none, err
 	}
 	start := time.Now()
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	if ds.broken != nil {
-		return 0, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, ds.broken)
+		return none, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, ds.broken)
 	}
+	var (
+		dups     int64
+		appended bool
+	)
+	if ds.dedup != nil {
+		// Before the budget: a request of retries only needs no memory.
+		kept, n, err := ds.dropDuplicates(ctx, rec, l.cfg.Now())
+		if err != nil {
+			return none, fmt.Errorf("dataset %q: %w", name, err)
+		}
+		// The kept keys count only once the log holds them.
+		defer func() {
+			if appended {
+				ds.dedup.commit()
+			} else {
+				ds.dedup.abort()
+			}
+			ds.dedupChanged()
+		}()
+		if n > 0 {
+			l.dedupMetrics.duplicates.WithLabelValues(name).Add(float64(n))
+		}
+		if kept == nil {
+			return Ingested{First: -1, Duplicates: n}, nil
+		}
+		if kept != rec {
+			defer kept.Release()
+		}
+		rec, dups = kept, n
+	}
+	// Refused here, before the log, a request leaves no trace.
+	res, err := l.budget.admit(name, rec.NumRows(), ds.admitBytes(rec))
+	if err != nil {
+		return none, err
+	}
+	defer res.release()
 	if ds.open().records() >= l.cfg.SegmentMaxRecords {
 		if err := ds.sealLocked(); err != nil {
-			return 0, err
+			return none, err
 		}
 	}
 	seg := ds.open()
+	// A client that has gone away is refused while nothing is stored yet...
+	if err := ctx.Err(); err != nil {
+		return none, fmt.Errorf("dataset %q: %w", name, err)
+	}
 	first, err := ds.log.Append(rec)
 	if err != nil {
-		return 0, fmt.Errorf("dataset %q: append to log: %w", name, err)
+		return none, fmt.Errorf("dataset %q: append to log: %w", name, err)
 	}
+	appended = true
 	if seg.records() == 0 {
-		seg.arrived = time.Now()
+		seg.arrived = l.cfg.Now()
 	}
-	if err := ds.apply(ctx, seg.first, rec, false); err != nil {
+	// ...but once the records are in the log they must become visible even
+	// if it hangs up now: a failed apply would stop the dataset until a restart.
+	partialBytes, err := ds.apply(context.WithoutCancel(ctx), seg.first, rec, false)
+	if err != nil {
 		// The records are durable but not visible: refuse more until a
 		// restart replays the log, rather than serve answers missing them.
 		ds.broken = err
 		l.logger.Error("speed layer diverged from log; restart to recover", "dataset", name, "err", err)
-		return 0, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, err)
+		return none, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, err)
 	}
 	seg.end = first + rec.NumRows()
+	res.commit(rawBytes(rec) + partialBytes)
 	l.metrics.records.WithLabelValues(name).Add(float64(rec.NumRows()))
 	l.metrics.applySeconds.Observe(time.Since(start).Seconds())
-	return first, nil
+	return Ingested{First: first, Stored: rec.NumRows(), Duplicates: dups}, nil
 }
 
 // apply folds one micro-batch into the raw table and, unless rawOnly, into
@@ -227,39 +313,45 @@ func (l *Layer) Ingest(ctx context.Context, name string, rec arrow.RecordBatch) 
 // scanned once, in full, into the raw table; the partials are computed from
 // the rows just inserted. (duckdb-go v2.5.6 maps columns wrongly when a scan
 // of a registered Arrow view projects a subset of them, so a view reading
-// some columns must not scan the record itself.)
-func (ds *datasetState) apply(ctx context.Context, seg int64, rec arrow.RecordBatch, rawOnly bool) error {
+// some columns must not scan the record itself.) It returns an estimate of
+// the bytes the partial rows take, for the memory budget.
+func (ds *datasetState) apply(ctx context.Context, seg int64, rec arrow.RecordBatch, rawOnly bool) (int64, error) {
 	ds.seq++
 	batch := ds.seq
 	name := fmt.Sprintf("mb_%s_%d", ds.spec.Name, batch)
 	rr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rr.Release()
 	release, err := ds.ar.RegisterView(rr, name)
 	if err != nil {
-		return fmt.Errorf("register micro-batch: %w", err)
+		return 0, fmt.Errorf("register micro-batch: %w", err)
 	}
 	defer release()
 	tx, err := ds.conn.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer tx.Rollback()
 	src := engine.ScratchSchema + "." + dataset.QuoteIdent(name)
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, %d, %s FROM %s", ds.rawTable(), seg, batch, ds.columnList(), src)); err != nil {
-		return fmt.Errorf("insert micro-batch: %w", err)
+		return 0, fmt.Errorf("insert micro-batch: %w", err)
 	}
+	var partialBytes int64
 	if !rawOnly {
 		rows := fmt.Sprintf("(SELECT %s FROM %s WHERE __batch = %d)", ds.columnList(), ds.rawTable(), batch)
 		for _, v := range ds.views {
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), seg, v.plan.PartialSQL(rows))); err != nil {
-				return fmt.Errorf("view %q partials: %w", v.name, err)
+			r, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), seg, v.plan.PartialSQL(rows)))
+			if err != nil {
+				return 0, fmt.Errorf("view %q partials: %w", v.name, err)
+			}
+			if n, err := r.RowsAffected(); err == nil {
+				partialBytes += n * partialRowBytes(v.plan)
 			}
 		}
 	}
-	return tx.Commit()
+	return partialBytes, tx.Commit()
 }
 
 // sealLocked closes the open segment (when it holds records) and rolls the log

@@ -36,6 +36,9 @@ var (
 	// ErrUnavailable means the dataset cannot accept records until the
 	// server restarts and recovers it from its log.
 	ErrUnavailable = errors.New("dataset unavailable")
+	// ErrOverBudget refuses records while the layer retains its memory
+	// budget's worth of state; the error is a *BudgetError.
+	ErrOverBudget = errors.New("speed layer memory budget reached")
 )
 
 // Catalog is the metadata the speed layer reads and writes.
@@ -74,8 +77,15 @@ type Config struct {
 	SegmentMaxAge time.Duration `yaml:"segment_max_age"`
 	// TickInterval is how often the background loop looks for work.
 	TickInterval time.Duration `yaml:"tick_interval"`
+	// MemoryBudget bounds the engine memory of unarchived records and view
+	// partials: a size ("512MiB") or a share of the engine's memory limit
+	// ("25%", the default). See budget.go.
+	MemoryBudget string `yaml:"memory_budget"`
 	// NoSync skips fsync in the log; benchmarks only.
 	NoSync bool `yaml:"-"`
+	// Now is the clock deduplication windows are measured on; time.Now
+	// when nil (tests move it forward instead of waiting).
+	Now func() time.Time `yaml:"-"`
 }
 
 // DefaultConfig holds the defaults Validate fills in.
@@ -101,11 +111,17 @@ func (c *Config) Validate() error {
 	if c.TickInterval == 0 {
 		c.TickInterval = d.TickInterval
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.SegmentMaxRecords < 0 {
 		return fmt.Errorf("speedlayer.segment_max_records: must be positive, got %d", c.SegmentMaxRecords)
 	}
 	if c.SegmentMaxAge < 0 || c.TickInterval < 0 {
 		return errors.New("speedlayer: durations must be positive")
+	}
+	if _, err := ParseMemoryBudget(c.MemoryBudget); err != nil {
+		return fmt.Errorf("speedlayer.memory_budget: %w", err)
 	}
 	return nil
 }
@@ -120,6 +136,9 @@ type Layer struct {
 	merger  Merger
 	logger  *slog.Logger
 	metrics *metrics
+	budget  *budget
+
+	dedupMetrics *dedupMetrics
 
 	kick chan struct{}
 
@@ -136,9 +155,14 @@ func New(cfg Config, db *sql.DB, cat Catalog, bucket Bucket, files Files, merger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	limit, err := resolveBudget(cfg.MemoryBudget, db, logger)
+	if err != nil {
+		return nil, err
+	}
 	return &Layer{
 		cfg: cfg, db: db, cat: cat, bucket: bucket, files: files, merger: merger,
-		logger: logger, metrics: newMetrics(reg),
+		logger: logger, metrics: newMetrics(reg), dedupMetrics: newDedupMetrics(reg),
+		budget:   newBudget(limit, max(time.Second, 2*cfg.TickInterval), reg),
 		kick:     make(chan struct{}, 1),
 		datasets: map[string]*datasetState{},
 		views:    map[string]*viewState{},
@@ -182,6 +206,10 @@ func (l *Layer) Run(ctx context.Context) error {
 	t := time.NewTicker(l.cfg.TickInterval)
 	defer t.Stop()
 	defer l.close()
+	// Memory is watched apart from archiving, which may be stuck on an upload.
+	var wg sync.WaitGroup
+	wg.Go(func() { l.watchMemory(ctx) })
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -191,6 +219,7 @@ func (l *Layer) Run(ctx context.Context) error {
 		}
 		for _, ds := range l.allDatasets() {
 			ds.sealIfOld(time.Now())
+			ds.pruneDedup(l.cfg.Now())
 			if _, err := l.archivePending(ctx, ds); err != nil && ctx.Err() == nil {
 				l.logger.Error("archive failed; will retry", "dataset", ds.spec.Name, "err", err)
 				l.metrics.archiveFailures.Inc()

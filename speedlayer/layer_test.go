@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,4 +163,100 @@ func TestViewReadingSomeColumns(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("views.w = %v, want %v", got, want)
 	}
+}
+
+// TestLagCountsFromArrivalThroughArchiving: archiving a segment does not
+// make its records look younger; the lag counts from their arrival until a
+// batch version covers them, through a restart too.
+func TestLagCountsFromArrivalThroughArchiving(t *testing.T) {
+	dir := t.TempDir()
+	n := lambdatest.Start(t, dir, lambdatest.Options{SegmentRecords: 1000})
+	defer func() { n.Stop() }()
+	ctx := context.Background()
+	rec := lambdatest.Record(lambdatest.RandomRows(rand.New(rand.NewPCG(1, 2)), 20))
+	_, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec)
+	rec.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	before, err := n.Layer.ViewStatus("v", later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.LagRecords != 20 || before.LagMillis < time.Hour.Milliseconds() {
+		t.Fatalf("before archiving: lag %d records, %d ms; want 20 records, at least an hour", before.LagRecords, before.LagMillis)
+	}
+	if err := n.Layer.Flush(ctx, lambdatest.Spec.Name); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		st, err := n.Layer.ViewStatus("v", later)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The catalog keeps milliseconds.
+		if st.LagRecords != 20 || st.LagMillis < before.LagMillis-1 || st.LagMillis > before.LagMillis+1 {
+			t.Fatalf("%s: lag %d records, %d ms; want 20 records, %d ms as before archiving", when, st.LagRecords, st.LagMillis, before.LagMillis)
+		}
+		if len(st.Segments) != 1 || !st.Segments[0].Archived {
+			t.Fatalf("%s: segments %+v, want one archived", when, st.Segments)
+		}
+	}
+	check("after archiving")
+	n.Stop()
+	n = lambdatest.Start(t, dir, lambdatest.Options{SegmentRecords: 1000})
+	check("after a restart")
+}
+
+// hangUpCtx is a request whose client hangs up right after the speed layer
+// looked: its first Err is nil, then it is cancelled.
+type hangUpCtx struct {
+	context.Context
+	looked atomic.Bool
+	done   chan struct{}
+}
+
+func (c *hangUpCtx) Done() <-chan struct{} { return c.done }
+
+func (c *hangUpCtx) Err() error {
+	if c.looked.Swap(true) {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestClientHangingUpLosesNothing: a request cancelled before anything is
+// stored is refused; one cancelled once its records are in the log is
+// applied anyway, and the dataset keeps accepting records.
+func TestClientHangingUpLosesNothing(t *testing.T) {
+	n := lambdatest.Start(t, t.TempDir(), lambdatest.Options{SegmentRecords: 100})
+	defer func() { n.Stop() }()
+	rnd := rand.New(rand.NewPCG(3, 4))
+	var accepted []lambdatest.Row
+	ingest := func(ctx context.Context) error {
+		rows := lambdatest.RandomRows(rnd, 10)
+		rec := lambdatest.Record(rows)
+		defer rec.Release()
+		_, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec)
+		if err == nil {
+			accepted = append(accepted, rows...)
+		}
+		return err
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := ingest(gone); !errors.Is(err, context.Canceled) {
+		t.Fatalf("request of a client that had gone: %v, want it refused", err)
+	}
+	done := make(chan struct{})
+	close(done)
+	if err := ingest(&hangUpCtx{Context: context.Background(), done: done}); err != nil {
+		t.Fatalf("request whose client hung up after the log append: %v", err)
+	}
+	if err := ingest(context.Background()); err != nil {
+		t.Fatalf("the next request: %v", err)
+	}
+	n.Check(accepted, "after a client hung up")
 }

@@ -230,8 +230,8 @@ func (l *Layer) ViewStatus(name string, now time.Time) (ViewStatus, error) {
 	}
 	var oldest time.Time
 	for _, f := range ds.archive {
-		if f.First >= st.FromOffset && (oldest.IsZero() || f.CreatedAt.Before(oldest)) {
-			oldest = f.CreatedAt
+		if f.First >= st.FromOffset && (oldest.IsZero() || f.Arrived().Before(oldest)) {
+			oldest = f.Arrived()
 		}
 	}
 	for _, r := range archivedRanges(ds.archive, st.FromOffset) {

@@ -316,6 +316,9 @@ func (x *execution) selectQuery(text string, rewritten bool) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	if text, err = x.qualifySystemTables(conn, text); err != nil {
+		return nil, err
+	}
 	rows, err := conn.QueryContext(x.ctx, text)
 	if err != nil {
 		return nil, err

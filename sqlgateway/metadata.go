@@ -2,17 +2,87 @@ package sqlgateway
 
 import (
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/duet-analytics/duet/dataset"
 )
 
 // hiddenSchema reports whether a schema is internal to duet: it is never
 // listed and cannot be made the session schema.
 func hiddenSchema(name string) bool { return strings.HasPrefix(name, "__") }
+
+// systemSchema is duet's metadata schema. DuckDB has a catalog of that name
+// too and rejects the two-part system.<table> as ambiguous, where Trino
+// reads it as a table of the session catalog's schema system.
+const systemSchema = "system"
+
+// qualifySystemTables prefixes the catalog to every table reference
+// system.<table> of a query, as Trino would resolve it. DuckDB's parse tree
+// finds the table references (not column references such as alias.column),
+// and the prefix is spliced into the text the client sent, so the rest of
+// the query reaches DuckDB as written.
+func (x *execution) qualifySystemTables(conn *sql.Conn, text string) (string, error) {
+	toks, qe := lex(text)
+	if qe != nil {
+		return text, nil
+	}
+	at := map[int]bool{}
+	for _, t := range toks {
+		if (t.kind == tokWord || t.kind == tokQuoted) && strings.EqualFold(t.text, systemSchema) {
+			at[t.start] = true
+		}
+	}
+	if len(at) == 0 {
+		return text, nil
+	}
+	var js string
+	if err := conn.QueryRowContext(x.ctx, "SELECT CAST(json_serialize_sql("+dataset.QuoteString(text)+") AS VARCHAR)").Scan(&js); err != nil {
+		return "", fmt.Errorf("parse statement: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(js))
+	dec.UseNumber() // query_location may be 2^64-1 (unknown)
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return "", fmt.Errorf("read json_serialize_sql output: %w", err)
+	}
+	var refs []int
+	var walk func(n any)
+	walk = func(n any) {
+		switch n := n.(type) {
+		case map[string]any:
+			if n["type"] == "BASE_TABLE" && n["catalog_name"] == "" {
+				if s, _ := n["schema_name"].(string); strings.EqualFold(s, systemSchema) {
+					num, _ := n["query_location"].(json.Number)
+					if loc, err := num.Int64(); err == nil && at[int(loc)] {
+						refs = append(refs, int(loc))
+					}
+				}
+			}
+			for _, v := range n {
+				walk(v)
+			}
+		case []any:
+			for _, v := range n {
+				walk(v)
+			}
+		}
+	}
+	walk(tree)
+	slices.Sort(refs)
+	prefix := dataset.QuoteIdent(x.g.cfg.Catalog) + "."
+	for i := len(refs) - 1; i >= 0; i-- {
+		if i == len(refs)-1 || refs[i] != refs[i+1] {
+			text = text[:refs[i]] + prefix + text[refs[i]:]
+		}
+	}
+	return text, nil
+}
 
 func (x *execution) checkCatalog(name string) error {
 	if name == "" || strings.EqualFold(name, x.g.cfg.Catalog) {

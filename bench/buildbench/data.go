@@ -166,12 +166,12 @@ func (g *generator) dayCounts(ctx context.Context) ([]dayCount, error) {
 	return out, rows.Err()
 }
 
-// writeDay writes the day's rows as ZSTD Parquet with row groups of up to
-// 2^20 rows, as the archiver does, and uploads the file.
+// writeDay writes the day's rows as ZSTD Parquet with the archiver's row
+// groups, and uploads the file.
 func (g *generator) writeDay(ctx context.Context, first, end int64, d dayCount) (catalog.ArchiveFile, error) {
 	staged := filepath.Join(g.stage, fmt.Sprintf("%d-%s.parquet", first, d.day))
 	q := fmt.Sprintf("COPY (SELECT date, delay, origin FROM segment WHERE dt = %s) TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)",
-		dataset.QuoteString(d.day), dataset.QuoteString(staged), 1<<20)
+		dataset.QuoteString(d.day), dataset.QuoteString(staged), dataset.ArchiveRowGroupRows)
 	if _, err := g.db.ExecContext(ctx, q); err != nil {
 		return catalog.ArchiveFile{}, fmt.Errorf("write parquet: %w", err)
 	}

@@ -56,9 +56,9 @@ type timedLauncher struct {
 	timer *buildTimer
 }
 
-func (l *timedLauncher) Launch(ctx context.Context, dir string, args ...string) error {
+func (l *timedLauncher) Launch(ctx context.Context, dir string) error {
 	start := time.Now()
-	err := l.inner.Launch(ctx, dir, args...)
+	err := l.inner.Launch(ctx, dir)
 	l.timer.mu.Lock()
 	l.timer.parts.executor += time.Since(start)
 	l.timer.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,9 +27,11 @@ func newDatasetCmd(a *app) *cobra.Command {
 
 func newDatasetCreateCmd(a *app) *cobra.Command {
 	var (
-		timeColumn string
-		columns    []string
-		file       string
+		timeColumn  string
+		columns     []string
+		file        string
+		dedupKey    string
+		dedupWindow string
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME --time-column COLUMN --column NAME:TYPE [--column ...] | create [NAME] --file SPEC.json",
@@ -37,7 +40,13 @@ func newDatasetCreateCmd(a *app) *cobra.Command {
 varchar, date, timestamp) and the time column holding each event's time.
 
   duet dataset create flights --time-column ts --column ts:timestamp --column origin:varchar --column delay:double
-  duet dataset create --file flights.json   # {"name":..., "time_column":..., "columns":[{"name":..., "type":...}]}`,
+  duet dataset create --file flights.json   # {"name":..., "time_column":..., "columns":[{"name":..., "type":...}]}
+
+With --dedup-key, a record whose key (a varchar, bigint or integer column)
+was accepted less than --dedup-window before is ignored, so a producer's
+retries do not count twice:
+
+  duet dataset create orders --time-column ts --column ts:timestamp --column id:varchar --dedup-key id --dedup-window 10m`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var d api.Dataset
@@ -66,6 +75,9 @@ varchar, date, timestamp) and the time column holding each event's time.
 					return err
 				}
 			}
+			if err := applyDedupFlags(&d, dedupKey, dedupWindow); err != nil {
+				return err
+			}
 			c, err := a.client(client.Config{})
 			if err != nil {
 				return err
@@ -74,15 +86,45 @@ varchar, date, timestamp) and the time column holding each event's time.
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.io.out, "created dataset %s (%d columns, time column %s)\n",
-				created.Name, len(created.Columns), created.TimeColumn)
+			dedup := ""
+			if created.DedupKey != "" {
+				dedup = fmt.Sprintf(", dedup key %s within %s", created.DedupKey, created.DedupWindow)
+			}
+			fmt.Fprintf(a.io.out, "created dataset %s (%d columns, time column %s%s)\n",
+				created.Name, len(created.Columns), created.TimeColumn, dedup)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&timeColumn, "time-column", "", "the column holding each event's time (a timestamp or date column)")
 	cmd.Flags().StringArrayVar(&columns, "column", nil, "a column as NAME:TYPE; repeat for each column, in order")
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the dataset definition from this JSON file (- for stdin)")
+	cmd.Flags().StringVar(&dedupKey, "dedup-key", "", "ignore records whose value of this column (varchar, bigint or integer) was accepted within --dedup-window")
+	cmd.Flags().StringVar(&dedupWindow, "dedup-window", "", "how long an accepted key keeps its duplicates out, like 90s, 10m or 1h (default 10m, at most 24h)")
 	return cmd
+}
+
+// applyDedupFlags sets --dedup-key and --dedup-window on d; they may add to
+// a --file definition but not contradict it.
+func applyDedupFlags(d *api.Dataset, key, window string) error {
+	if window != "" && key == "" && d.DedupKey == "" {
+		return errors.New("--dedup-window needs --dedup-key: name the column whose repeated values are ignored")
+	}
+	if key != "" {
+		if d.DedupKey != "" && !strings.EqualFold(d.DedupKey, key) {
+			return fmt.Errorf("--dedup-key %q differs from \"dedup_key\": %q in the file; drop one of them", key, d.DedupKey)
+		}
+		d.DedupKey = key
+	}
+	if window != "" {
+		if _, err := time.ParseDuration(window); err != nil {
+			return fmt.Errorf("--dedup-window %q: write it like 90s, 10m or 1h30m", window)
+		}
+		if d.DedupWindow != "" && d.DedupWindow != window {
+			return fmt.Errorf("--dedup-window %q differs from \"dedup_window\": %q in the file; drop one of them", window, d.DedupWindow)
+		}
+		d.DedupWindow = window
+	}
+	return nil
 }
 
 func datasetFromFlags(name, timeColumn string, columns []string) (api.Dataset, error) {
@@ -195,6 +237,9 @@ func newDatasetShowCmd(a *app) *cobra.Command {
 
 func writeDataset(w io.Writer, d api.Dataset) error {
 	fields := [][2]string{{"name", d.Name}, {"time column", d.TimeColumn}}
+	if d.DedupKey != "" {
+		fields = append(fields, [2]string{"dedup", fmt.Sprintf("key %s, window %s (records whose key was accepted within the window are ignored)", d.DedupKey, d.DedupWindow)})
+	}
 	if d.CreatedAt != nil {
 		fields = append(fields, [2]string{"created", formatTimestamp(*d.CreatedAt)})
 	}
@@ -216,6 +261,9 @@ func writeDataset(w io.Writer, d api.Dataset) error {
 		note := ""
 		if strings.EqualFold(col.Name, d.TimeColumn) {
 			note = "time column"
+		}
+		if strings.EqualFold(col.Name, d.DedupKey) {
+			note = "dedup key"
 		}
 		rows[i] = []string{col.Name, string(col.Type), note}
 	}

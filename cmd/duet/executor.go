@@ -1,6 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/duet-analytics/duet/batchlayer"
@@ -14,17 +21,50 @@ func newExecutorCmd() *cobra.Command {
 		Short:  "Run one task on an ephemeral executor (started by the server)",
 		Hidden: true,
 	}
-	var dir string
+	var (
+		dir     string
+		standby bool
+	)
 	run := &cobra.Command{
 		Use:   "run",
 		Short: "Run the task in --dir (a view build or an archive compaction)",
-		Args:  cobra.NoArgs,
+		Long: "Run the task in --dir (a view build or an archive compaction). With --standby the executor\n" +
+			"opens and warms its engine first, then reads its task's directory from a line of stdin:\n" +
+			"the server keeps standby executors so that a build need not wait for one to start.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return batchlayer.RunTask(cmd.Context(), dir)
+			if standby == (dir != "") {
+				return errors.New("executor run: give exactly one of --dir and --standby")
+			}
+			ctx := cmd.Context()
+			e, err := batchlayer.OpenExecutor(ctx)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			if standby {
+				if err := e.WarmUp(ctx); err != nil {
+					return err
+				}
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if errors.Is(err, io.EOF) && line == "" {
+					return nil // the server stopped before it had a task for us
+				}
+				if err != nil {
+					return fmt.Errorf("read task directory: %w", err)
+				}
+				if dir = strings.TrimSpace(line); dir == "" {
+					return errors.New("read task directory: empty line")
+				}
+				if err := os.Chdir(dir); err != nil {
+					return err
+				}
+			}
+			return e.Run(ctx, dir)
 		},
 	}
 	run.Flags().StringVar(&dir, "dir", "", "the task's working directory")
-	_ = run.MarkFlagRequired("dir")
+	run.Flags().BoolVar(&standby, "standby", false, "warm up, then read the task's directory from stdin")
 	cmd.AddCommand(run)
 	return cmd
 }

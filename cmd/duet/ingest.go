@@ -151,12 +151,15 @@ type inputError struct {
 func (e *inputError) Error() string { return e.where + ": " + e.err.Error() }
 func (e *inputError) Unwrap() error { return e.err }
 
-// tally is what the server has accepted so far.
+// tally is what the server has accepted so far, and how many records it
+// ignored as duplicates (datasets with a dedup key).
 type tally struct {
 	rows, first, last int64
+	duplicates        int64
 }
 
 func (t *tally) add(r api.IngestResult) {
+	t.duplicates += r.Duplicates
 	if r.Accepted == 0 {
 		return
 	}
@@ -177,7 +180,10 @@ func (o *ingestOptions) run(ctx context.Context, a *app, path string) error {
 	prog := newProgress(a.io.err, a.io.errTerminal, name)
 	defer prog.finish()
 
-	c, err := a.client(client.Config{OnRetry: prog.retrying})
+	// While the server's speed layer is at its memory budget it asks for a
+	// retry after a second: half a minute of patience covers archiving a
+	// backlog, and a stuck archiver still ends in a clear error.
+	c, err := a.client(client.Config{IngestAttempts: 30, OnRetry: prog.retrying})
 	if err != nil {
 		return err
 	}
@@ -224,11 +230,18 @@ func (o *ingestOptions) run(ctx context.Context, a *app, path string) error {
 	}
 	prog.finish()
 	elapsed := fmt.Sprintf("%.1fs", time.Since(start).Seconds())
-	if got.rows == 0 {
+	switch {
+	case got.rows == 0 && got.duplicates > 0:
+		fmt.Fprintf(a.io.out, "ingested 0 rows into %s in %s (all %s of %s were duplicates of records already accepted, ignored)\n",
+			o.dataset, elapsed, plural(got.duplicates, "record"), name)
+	case got.rows == 0:
 		fmt.Fprintf(a.io.out, "ingested 0 rows into %s in %s (%s has no records)\n", o.dataset, elapsed, name)
-		return nil
+	case got.duplicates > 0:
+		fmt.Fprintf(a.io.out, "ingested %d rows into %s (offsets %d..%d) in %s; ignored %s already accepted\n",
+			got.rows, o.dataset, got.first, got.last, elapsed, plural(got.duplicates, "duplicate"))
+	default:
+		fmt.Fprintf(a.io.out, "ingested %d rows into %s (offsets %d..%d) in %s\n", got.rows, o.dataset, got.first, got.last, elapsed)
 	}
-	fmt.Fprintf(a.io.out, "ingested %d rows into %s (offsets %d..%d) in %s\n", got.rows, o.dataset, got.first, got.last, elapsed)
 	return nil
 }
 
@@ -350,6 +363,10 @@ func rejectedBatchError(err error, name string, b *batch, got tally) error {
 		}
 		msg := serverRowPrefix.ReplaceAllString(ae.Message, "")
 		return fmt.Errorf("%s %s: %s; %s", name, where, msg, accepted)
+	case ae.Status == http.StatusTooManyRequests:
+		return fmt.Errorf("the server refused %s of %s: %w; %s; its speed layer stayed at its memory budget: "+
+			"the server may be failing to archive (see its log) or its views may need a build; send %s from %s again later",
+			b.span(), name, err, accepted, name, b.at(1))
 	case ae.Status == http.StatusRequestEntityTooLarge:
 		return fmt.Errorf("the server refused %s of %s (%s) as too large: %v; lower --batch-rows or --batch-bytes; %s",
 			b.span(), name, formatBytes(int64(len(b.body))), err, accepted)

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/duet-analytics/duet/api"
+	"github.com/duet-analytics/duet/client"
 	"github.com/duet-analytics/duet/dataset"
 )
 
@@ -382,4 +383,20 @@ func TestIngestParquet(t *testing.T) {
 	}
 	runCLI(t, url, "", "ingest", "--dataset", "flights", "--batch-rows", "4", path).
 		wantFailure(t, "duet: "+path+` row 6, column "origin": nope; batches before row 5 were accepted (offsets 10..13)`)
+}
+
+// TestIngestGivesUpOverMemoryBudget: when the server kept answering 429 until
+// the client gave up, the error says why, what went in, and where to resume.
+func TestIngestGivesUpOverMemoryBudget(t *testing.T) {
+	refusal := &client.APIError{Status: 429, RetryAfter: time.Second,
+		Message: `dataset "flights": request not accepted, none of its 3 records were stored: the speed layer holds 8.1 MiB of unarchived records and view partials, at or over its memory budget of 8.0 MiB; retry in 1s, once archiving and view builds have freed memory`}
+	err := rejectedBatchError(fmt.Errorf("server still refused the batch after 30 attempts: %w", refusal),
+		"f.ndjson", &batch{rows: 3, lines: []int64{4, 5, 6}}, tally{rows: 3, first: 0, last: 2})
+	want := `the server refused lines 4..6 of f.ndjson: server still refused the batch after 30 attempts: dataset "flights": request not accepted, ` +
+		`none of its 3 records were stored: the speed layer holds 8.1 MiB of unarchived records and view partials, at or over its memory budget of 8.0 MiB; ` +
+		`retry in 1s, once archiving and view builds have freed memory; batches before line 4 were accepted (offsets 0..2); ` +
+		`its speed layer stayed at its memory budget: the server may be failing to archive (see its log) or its views may need a build; send f.ndjson from line 4 again later`
+	if err.Error() != want {
+		t.Errorf("error:\n%s\nwant:\n%s", err, want)
+	}
 }

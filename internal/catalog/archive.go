@@ -15,6 +15,26 @@ type ArchiveFile struct {
 	Dataset, Path, Partition string
 	First, End, Rows, Bytes  int64
 	CreatedAt                time.Time // set to now when zero
+	// ArrivedAt is when the first of its records was accepted; zero when
+	// unknown (see Arrived).
+	ArrivedAt time.Time
+}
+
+// Arrived is when the file's first record was accepted, or when it was
+// archived if that is unknown: the freshness lag of its records counts from it.
+func (f ArchiveFile) Arrived() time.Time {
+	if f.ArrivedAt.IsZero() {
+		return f.CreatedAt
+	}
+	return f.ArrivedAt
+}
+
+// arrivedAt is the stored arrival time: NULL when unknown.
+func (f ArchiveFile) arrivedAt() sql.NullInt64 {
+	if f.ArrivedAt.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: toMillis(f.ArrivedAt), Valid: true}
 }
 
 func (f ArchiveFile) validate() error {
@@ -56,14 +76,14 @@ func (s *Store) RecordArchive(ctx context.Context, files []ArchiveFile) error {
 				checked[f.Dataset] = true
 			}
 			_, err := tx.ExecContext(ctx, `
-INSERT INTO archive_files (path, dataset, day_partition, first_offset, end_offset, row_count, byte_count, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO archive_files (path, dataset, day_partition, first_offset, end_offset, row_count, byte_count, created_at, arrived_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (path) DO UPDATE SET
 	dataset = excluded.dataset, day_partition = excluded.day_partition,
 	first_offset = excluded.first_offset, end_offset = excluded.end_offset,
 	row_count = excluded.row_count, byte_count = excluded.byte_count,
-	created_at = excluded.created_at`,
-				f.Path, f.Dataset, f.Partition, f.First, f.End, f.Rows, f.Bytes, toMillis(createdAt(f.CreatedAt)))
+	created_at = excluded.created_at, arrived_at = excluded.arrived_at`,
+				f.Path, f.Dataset, f.Partition, f.First, f.End, f.Rows, f.Bytes, toMillis(createdAt(f.CreatedAt)), f.arrivedAt())
 			if err != nil {
 				return fmt.Errorf("%s: %w", f.Path, err)
 			}
@@ -82,7 +102,7 @@ func (s *Store) ArchiveFiles(ctx context.Context, datasetName string) ([]Archive
 	// Joining from datasets tells "no such dataset" (no row) from "no files"
 	// (one row of NULLs) in a single snapshot.
 	rows, err := s.read.QueryContext(ctx, `
-SELECT a.path, a.day_partition, a.first_offset, a.end_offset, a.row_count, a.byte_count, a.created_at
+SELECT a.path, a.day_partition, a.first_offset, a.end_offset, a.row_count, a.byte_count, a.created_at, a.arrived_at
 FROM datasets d LEFT JOIN archive_files a ON a.dataset = d.name
 WHERE d.name = $1
 ORDER BY a.first_offset, a.path`, datasetName)
@@ -95,10 +115,10 @@ ORDER BY a.first_offset, a.path`, datasetName)
 	for rows.Next() {
 		found = true
 		var (
-			path, partition                   sql.NullString
-			first, end, nrows, bytes, created sql.NullInt64
+			path, partition                            sql.NullString
+			first, end, nrows, bytes, created, arrived sql.NullInt64
 		)
-		if err := rows.Scan(&path, &partition, &first, &end, &nrows, &bytes, &created); err != nil {
+		if err := rows.Scan(&path, &partition, &first, &end, &nrows, &bytes, &created, &arrived); err != nil {
 			return nil, fmt.Errorf("archive files of %q: %w", datasetName, err)
 		}
 		if !path.Valid {
@@ -109,6 +129,9 @@ ORDER BY a.first_offset, a.path`, datasetName)
 			First: first.Int64, End: end.Int64, Rows: nrows.Int64, Bytes: bytes.Int64,
 			CreatedAt: fromMillis(created.Int64),
 		})
+		if arrived.Valid {
+			out[len(out)-1].ArrivedAt = fromMillis(arrived.Int64)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("archive files of %q: %w", datasetName, err)

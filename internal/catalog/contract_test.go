@@ -215,6 +215,7 @@ func testArchive(t *testing.T, s *Store) {
 	b1 := file("raw/clicks/dt=2025-03-15/100-250.parquet", "dt=2025-03-15", 100, 250)
 	b2 := file("raw/clicks/dt=2025-03-14/100-250.parquet", "dt=2025-03-14", 100, 250)
 	a := file("raw/clicks/dt=2025-03-14/0-100.parquet", "dt=2025-03-14", 0, 100)
+	a.ArrivedAt = at(-30) // the others' arrival is unknown
 	if err := s.RecordArchive(ctx, []ArchiveFile{b1, b2}); err != nil {
 		t.Fatal(err)
 	}

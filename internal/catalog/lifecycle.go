@@ -89,8 +89,8 @@ func (s *Store) ReplaceArchive(ctx context.Context, dataset string, remove []str
 		}
 		for _, f := range add {
 			if _, err := tx.ExecContext(ctx, `
-INSERT INTO archive_files (path, dataset, day_partition, first_offset, end_offset, row_count, byte_count, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, f.Path, f.Dataset, f.Partition, f.First, f.End, f.Rows, f.Bytes, toMillis(createdAt(f.CreatedAt))); err != nil {
+INSERT INTO archive_files (path, dataset, day_partition, first_offset, end_offset, row_count, byte_count, created_at, arrived_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, f.Path, f.Dataset, f.Partition, f.First, f.End, f.Rows, f.Bytes, toMillis(createdAt(f.CreatedAt)), f.arrivedAt()); err != nil {
 				return fmt.Errorf("insert %s: %w", f.Path, err)
 			}
 		}

@@ -107,6 +107,11 @@ CREATE TABLE view_schedules (
 	last_fire_at BIGINT NOT NULL
 );
 `,
+	// 3: when an archive file's first record was accepted, which freshness
+	// lag is measured from (NULL: unknown, created_at stands in).
+	`
+ALTER TABLE archive_files ADD COLUMN arrived_at BIGINT;
+`,
 }
 
 // migrate applies the migrations the database has not seen, all in one

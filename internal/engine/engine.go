@@ -24,6 +24,10 @@ const (
 	ViewsSchema    = "views"
 	RawSchema      = "raw"
 	InternalSchema = "__duet_internal"
+	// SystemSchema holds duet's own metadata as tables (package serving
+	// defines them). DuckDB also has a catalog named system, so DuckDB
+	// needs the qualified duet.system; the SQL gateway qualifies it.
+	SystemSchema = "system"
 	// ScratchSchema lives in DuckDB's default in-memory database, not in
 	// Catalog: Arrow micro-batches registered there never touch duet's catalog,
 	// so a transaction over duet's tables writes to one database only.
@@ -32,7 +36,7 @@ const (
 
 // Config bounds the engine.
 type Config struct {
-	// MemoryLimit as DuckDB understands it ("2GB", "75%"); empty keeps DuckDB's default.
+	// MemoryLimit as DuckDB understands it ("2GB", "512MiB"); empty keeps DuckDB's default.
 	MemoryLimit string `yaml:"memory_limit"`
 	// Threads; 0 keeps DuckDB's default (one per core).
 	Threads int `yaml:"threads"`
@@ -82,6 +86,20 @@ func setup(ctx context.Context, ex driver.ExecerContext, cfg Config) error {
 		"CREATE SCHEMA IF NOT EXISTS " + Catalog + "." + RawSchema,
 		"CREATE SCHEMA IF NOT EXISTS " + Catalog + "." + InternalSchema,
 	}
+	for _, s := range append(stmts, Settings(cfg)...) {
+		if _, err := ex.ExecContext(ctx, s, nil); err != nil {
+			return fmt.Errorf("engine setup %q: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// Settings are the statements that apply cfg's limits to a DuckDB database
+// and, unless it is Unlocked, lock it down: SQL then reads only
+// AllowedDirectories and can change no setting. An executor, which opens its
+// database before its task names the limits, runs them itself.
+func Settings(cfg Config) []string {
+	var stmts []string
 	if cfg.MemoryLimit != "" {
 		stmts = append(stmts, "SET memory_limit = "+dataset.QuoteString(cfg.MemoryLimit))
 	}
@@ -106,12 +124,7 @@ func setup(ctx context.Context, ex driver.ExecerContext, cfg Config) error {
 			"SET lock_configuration = true",
 		)
 	}
-	for _, s := range stmts {
-		if _, err := ex.ExecContext(ctx, s, nil); err != nil {
-			return fmt.Errorf("engine setup %q: %w", s, err)
-		}
-	}
-	return nil
+	return stmts
 }
 
 // Arrow gives fn the connection's Arrow interface. duckdb-go's Conn.Raw holds

@@ -1,6 +1,10 @@
 // Package executor launches ephemeral executors: a fresh `duet executor`
 // process per task, with its own working directory, killed when the task's
 // context ends. Its output is kept in the working directory for the caller.
+//
+// Starting a process and its engine costs tens of milliseconds, more than an
+// incremental build's query; so the launcher keeps standby executors, started
+// and warmed up ahead of time, each of which still runs exactly one task.
 package executor
 
 import (
@@ -14,70 +18,323 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// Local runs executors as child processes of this server.
-type Local struct {
-	// Command is the duet binary (and leading arguments) to run.
-	command []string
-	logger  *slog.Logger
+// Config of the local launcher.
+type Config struct {
+	// Command is the duet binary and leading arguments; empty runs this
+	// process's own executable, which is the duet binary in production.
+	Command []string `yaml:"command"`
+	// Standby is how many executors wait, started and warmed up, for a task;
+	// 0 starts each executor when its task arrives.
+	Standby int `yaml:"standby"`
 }
 
-// NewLocal returns a launcher running command; an empty command runs this
-// process's own executable, which is the duet binary in production.
-func NewLocal(command []string, logger *slog.Logger) (*Local, error) {
-	if len(command) == 0 {
+// Validate fills defaults and names a bad field.
+func (c *Config) Validate() error {
+	if c.Standby < 0 {
+		return fmt.Errorf("executor.standby: must not be negative, got %d", c.Standby)
+	}
+	if len(c.Command) == 0 {
 		self, err := os.Executable()
 		if err != nil {
-			return nil, fmt.Errorf("find duet executable: %w", err)
+			return fmt.Errorf("executor.command: find duet executable: %w", err)
 		}
-		command = []string{self}
+		c.Command = []string{self}
+	}
+	return nil
+}
+
+// Local runs executors as child processes of this server.
+type Local struct {
+	cfg    Config
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	running  bool // Run keeps the standby pool filled
+	idle     []*process
+	starting int
+	failures int // standbys in a row that died before their task
+	refill   chan struct{}
+}
+
+// NewLocal returns a launcher. Standby executors are kept only while Run runs.
+func NewLocal(cfg Config, logger *slog.Logger) (*Local, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Local{command: command, logger: logger}, nil
+	return &Local{cfg: cfg, logger: logger, refill: make(chan struct{}, 1)}, nil
+}
+
+// Run keeps cfg.Standby executors waiting until ctx ends, then stops them.
+func (l *Local) Run(ctx context.Context) error {
+	l.mu.Lock()
+	l.running = true
+	l.mu.Unlock()
+	defer l.stopIdle()
+	l.wake()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.refill:
+		}
+		for l.needStandby() {
+			l.startStandby()
+		}
+	}
+}
+
+// Standing reports how many standby executors are waiting for a task.
+func (l *Local) Standing() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, p := range l.idle {
+		if !p.exited() {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *Local) wake() {
+	select {
+	case l.refill <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Local) needStandby() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.running && len(l.idle)+l.starting < l.cfg.Standby
+}
+
+// startStandby starts one standby executor, after a backoff when the
+// previous ones died before their task (a broken binary must not spin).
+func (l *Local) startStandby() {
+	l.mu.Lock()
+	l.starting++
+	backoff := time.Duration(0)
+	if l.failures > 0 {
+		backoff = min(time.Second<<min(l.failures-1, 6), time.Minute)
+	}
+	l.mu.Unlock()
+	go func() {
+		time.Sleep(backoff)
+		p, err := start(l.cfg.Command, "", "executor", "run", "--standby")
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.starting--
+		if err != nil {
+			l.failures++
+			l.logger.Error("start standby executor", "err", err)
+			l.wake()
+			return
+		}
+		if !l.running {
+			p.stop()
+			return
+		}
+		l.idle = append(l.idle, p)
+		go func() {
+			<-p.done
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			for i, q := range l.idle {
+				if q == p { // it died waiting: replace it
+					l.idle = append(l.idle[:i], l.idle[i+1:]...)
+					l.failures++
+					l.logger.Warn("standby executor exited before its task", "err", p.err, "stderr", lastLine(p.early.String()))
+					l.wake()
+					break
+				}
+			}
+		}()
+	}()
+}
+
+// take hands out a waiting standby executor, nil when there is none.
+func (l *Local) take() *process {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(l.idle) > 0 {
+		p := l.idle[0]
+		l.idle = l.idle[1:]
+		if !p.exited() {
+			return p
+		}
+	}
+	return nil
+}
+
+func (l *Local) stopIdle() {
+	l.mu.Lock()
+	l.running = false
+	idle := l.idle
+	l.idle = nil
+	l.mu.Unlock()
+	for _, p := range idle {
+		p.stop()
+	}
+	for _, p := range idle {
+		<-p.done
+	}
 }
 
 // Launch runs one executor in dir and waits for it. Its stdout and stderr go
 // to dir/stdout and dir/stderr; a failure reports the last line of stderr.
-func (l *Local) Launch(ctx context.Context, dir string, args ...string) error {
+func (l *Local) Launch(ctx context.Context, dir string) error {
 	stdout, err := os.Create(filepath.Join(dir, "stdout"))
 	if err != nil {
 		return err
 	}
 	defer stdout.Close()
-	var stderr bytes.Buffer
 	errFile, err := os.Create(filepath.Join(dir, "stderr"))
 	if err != nil {
 		return err
 	}
 	defer errFile.Close()
+	var stderr bytes.Buffer
 
-	cmd := exec.CommandContext(ctx, l.command[0], append(append([]string(nil), l.command[1:]...), args...)...)
-	cmd.Dir = dir
-	cmd.Stdout = stdout
-	cmd.Stderr = io.MultiWriter(errFile, &stderr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Kill the whole process group so nothing the executor started outlives it.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
-	err = cmd.Run()
-	l.logger.Debug("executor finished", "args", args, "ms", time.Since(start).Milliseconds(), "err", err)
-	if err != nil {
+	began := time.Now()
+	p, standby := l.take(), true
+	if p != nil {
+		p.stdout.to(stdout)
+		p.stderr.to(io.MultiWriter(errFile, &stderr))
+		if _, err := io.WriteString(p.stdin, dir+"\n"); err != nil {
+			p.stop()
+			<-p.done
+			p = nil // it died just now: start one for this task instead
+		}
+		p.closeStdin()
+	}
+	if p == nil {
+		standby = false
+		if p, err = start(l.cfg.Command, dir, "executor", "run", "--dir", dir); err != nil {
+			return fmt.Errorf("start executor: %w", err)
+		}
+		p.stdout.to(stdout)
+		p.stderr.to(io.MultiWriter(errFile, &stderr))
+	}
+	if standby {
+		l.mu.Lock()
+		l.failures = 0
+		l.mu.Unlock()
+	}
+	// The replacement warms up once this task is done, not alongside it.
+	defer l.wake()
+
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.kill()
+		<-p.done
+	}
+	l.logger.Debug("executor finished", "dir", dir, "standby", standby, "ms", time.Since(began).Milliseconds(), "err", p.err)
+	if p.err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("executor stopped: %w", ctx.Err())
 		}
 		var ee *exec.ExitError
-		if errors.As(err, &ee) {
+		if errors.As(p.err, &ee) {
 			return fmt.Errorf("executor exited with %d: %s", ee.ExitCode(), lastLine(stderr.String()))
 		}
-		return fmt.Errorf("start executor: %w", err)
+		return fmt.Errorf("executor: %w", p.err)
 	}
 	return nil
+}
+
+// process is one executor process in its own process group, so that killing
+// it kills anything it started.
+type process struct {
+	cmd            *exec.Cmd
+	stdin          io.WriteCloser
+	stdout, stderr *switchWriter
+	early          *bytes.Buffer // stderr before the process had a task
+	done           chan struct{}
+	err            error // Wait's result, set before done is closed
+	stdinOnce      sync.Once
+}
+
+func start(command []string, dir string, args ...string) (*process, error) {
+	cmd := exec.Command(command[0], append(append([]string(nil), command[1:]...), args...)...)
+	cmd.Dir = dir
+	p := &process{cmd: cmd, early: &bytes.Buffer{}, done: make(chan struct{})}
+	p.stdout, p.stderr = &switchWriter{w: io.Discard}, &switchWriter{w: p.early}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Output pipes a killed executor's children still hold must not block Wait.
+	cmd.WaitDelay = 5 * time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	p.stdin = stdin
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *process) closeStdin() { p.stdinOnce.Do(func() { p.stdin.Close() }) }
+
+// stop ends a standby executor: with no task on stdin it exits by itself; a
+// kill follows if it does not.
+func (p *process) stop() {
+	p.closeStdin()
+	go func() {
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			p.kill()
+		}
+	}()
+}
+
+func (p *process) kill() { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
+
+// switchWriter sends a process's output where its task wants it, once the
+// process has a task.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+// to redirects the output, passing on what was written before.
+func (s *switchWriter) to(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if buf, ok := s.w.(*bytes.Buffer); ok && buf.Len() > 0 {
+		_, _ = w.Write(buf.Bytes())
+	}
+	s.w = w
 }
 
 func lastLine(s string) string {

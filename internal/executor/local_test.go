@@ -4,51 +4,194 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
+// fakeDuet is a shell script speaking the executor's command line: the
+// launcher appends `executor run --dir DIR` or `executor run --standby`, and
+// a standby reads its task's directory from stdin. body runs in the task's
+// directory with $mode set to "standby" or "cold".
+func fakeDuet(body string) []string {
+	script := `
+if [ "$3" = "--standby" ]; then
+  [ -n "$STANDBY_LOG" ] && echo $$ >> "$STANDBY_LOG"
+  echo "warming up" >&2
+  read dir || exit 0
+  cd "$dir" || exit 9
+  mode=standby
+else
+  mode=cold
+fi
+` + body
+	return []string{"/bin/sh", "-c", script, "sh"}
+}
+
+func runLauncher(t *testing.T, l *Local) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := l.Run(ctx); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	stop = func() {
+		cancel()
+		<-done
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitStanding(t *testing.T, l *Local, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Standing() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("standby executors: %d, want %d", l.Standing(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func TestLaunchReportsStderrAndKeepsOutput(t *testing.T) {
-	l, err := NewLocal([]string{"/bin/sh", "-c", `echo "working in $(pwd)"; echo first >&2; echo "$1 failed" >&2; exit 3`, "sh"}, nil)
+	l, err := NewLocal(Config{Command: fakeDuet(`echo "$mode in $(pwd)"; echo first >&2; echo "$2 failed" >&2; exit 3`)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	err = l.Launch(context.Background(), dir, "build")
-	if err == nil || !strings.Contains(err.Error(), "exited with 3: build failed") {
+	err = l.Launch(context.Background(), dir)
+	if err == nil || !strings.Contains(err.Error(), "exited with 3: run failed") {
 		t.Fatalf("got %v, want the exit code and the last stderr line", err)
 	}
-	out, _ := os.ReadFile(filepath.Join(dir, "stdout"))
-	if !strings.Contains(string(out), "working in "+dir) {
+	if out := readFile(t, filepath.Join(dir, "stdout")); out != "cold in "+dir+"\n" {
 		t.Fatalf("stdout %q: the executor must run in its directory", out)
 	}
-	errOut, _ := os.ReadFile(filepath.Join(dir, "stderr"))
-	if string(errOut) != "first\nbuild failed\n" {
+	if errOut := readFile(t, filepath.Join(dir, "stderr")); errOut != "first\nrun failed\n" {
 		t.Fatalf("stderr file %q", errOut)
 	}
 }
 
-func TestLaunchKillsTheProcessGroupOnCancel(t *testing.T) {
-	dir := t.TempDir()
-	marker := filepath.Join(dir, "child-alive")
-	// The executor starts a grandchild; cancelling must stop both.
-	l, err := NewLocal([]string{"/bin/sh", "-c", `(sleep 2; touch ` + marker + `) & sleep 60`}, nil)
+// A standby executor takes the next task; each task still gets a process of
+// its own, and the standby's output before its task goes with the task's.
+func TestStandbyExecutorTakesTheNextTask(t *testing.T) {
+	l, err := NewLocal(Config{Command: fakeDuet(`echo "$mode $$ in $(pwd)"; echo done >&2`), Standby: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err = l.Launch(ctx, dir)
-	if err == nil || !strings.Contains(err.Error(), "executor stopped") {
-		t.Fatalf("got %v, want the executor stopped", err)
+	runLauncher(t, l)
+	var pids []string
+	for i := range 3 {
+		waitStanding(t, l, 1)
+		dir := t.TempDir()
+		if err := l.Launch(context.Background(), dir); err != nil {
+			t.Fatalf("task %d: %v", i, err)
+		}
+		f := strings.Fields(readFile(t, filepath.Join(dir, "stdout")))
+		if len(f) != 4 || f[0] != "standby" || f[3] != dir {
+			t.Fatalf("task %d: stdout %q, want a standby executor in %s", i, f, dir)
+		}
+		if errOut := readFile(t, filepath.Join(dir, "stderr")); errOut != "warming up\ndone\n" {
+			t.Fatalf("task %d: stderr %q", i, errOut)
+		}
+		pids = append(pids, f[1])
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("cancel took %v", d)
+	if pids[0] == pids[1] || pids[1] == pids[2] || pids[0] == pids[2] {
+		t.Fatalf("executor processes %v: each task must have its own", pids)
 	}
-	time.Sleep(2500 * time.Millisecond)
-	if _, err := os.Stat(marker); err == nil {
-		t.Fatal("a process the executor started outlived the cancelled task")
+}
+
+// A standby that dies before its task is not handed one: the task starts an
+// executor of its own, and the launcher backs off instead of restarting
+// standbys in a tight loop.
+func TestDeadStandbyFallsBackToAFreshExecutor(t *testing.T) {
+	starts := filepath.Join(t.TempDir(), "starts")
+	t.Setenv("STANDBY_LOG", starts)
+	script := fakeDuet(`echo "$mode"`)
+	script[2] = strings.Replace(script[2], `echo "warming up" >&2`, `echo "warm-up failed" >&2; exit 4`, 1)
+	l, err := NewLocal(Config{Command: script, Standby: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runLauncher(t, l)
+	time.Sleep(1500 * time.Millisecond)
+	if n := strings.Count(readFile(t, starts), "\n"); n < 1 || n > 3 {
+		t.Fatalf("%d standby starts in 1.5 s, want 1 to 3 (backing off)", n)
+	}
+	dir := t.TempDir()
+	if err := l.Launch(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if out := readFile(t, filepath.Join(dir, "stdout")); out != "cold\n" {
+		t.Fatalf("stdout %q, want a cold executor", out)
+	}
+}
+
+func TestLaunchKillsTheProcessGroupOnCancel(t *testing.T) {
+	for _, standby := range []int{0, 1} {
+		t.Run("standby="+strconv.Itoa(standby), func(t *testing.T) {
+			dir := t.TempDir()
+			marker := filepath.Join(dir, "child-alive")
+			// The executor starts a grandchild; cancelling must stop both.
+			l, err := NewLocal(Config{Command: fakeDuet(`(sleep 2; touch ` + marker + `) & sleep 60`), Standby: standby}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runLauncher(t, l)
+			waitStanding(t, l, standby)
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err = l.Launch(ctx, dir)
+			if err == nil || !strings.Contains(err.Error(), "executor stopped") {
+				t.Fatalf("got %v, want the executor stopped", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("cancel took %v", d)
+			}
+			time.Sleep(2500 * time.Millisecond)
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatal("a process the executor started outlived the cancelled task")
+			}
+		})
+	}
+}
+
+// Stopping the launcher stops its waiting standby executors.
+func TestRunStopsStandbyExecutors(t *testing.T) {
+	starts := filepath.Join(t.TempDir(), "starts")
+	t.Setenv("STANDBY_LOG", starts)
+	l, err := NewLocal(Config{Command: fakeDuet(`echo "$mode"`), Standby: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runLauncher(t, l)
+	waitStanding(t, l, 2)
+	stop()
+	pids := strings.Fields(readFile(t, starts))
+	if len(pids) != 2 {
+		t.Fatalf("standby processes %v, want 2", pids)
+	}
+	for _, p := range pids {
+		pid, _ := strconv.Atoi(p)
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("standby executor %d still runs after the launcher stopped", pid)
+		}
+	}
+	if n := l.Standing(); n != 0 {
+		t.Fatalf("%d standby executors after stop", n)
 	}
 }

@@ -40,7 +40,7 @@ const ViewSQL = `SELECT date_trunc('hour', ts) AS hour, k, count(*) AS n, sum(v)
 // a child process, so the speed layer's handoffs can be tested on their own.
 type InProcess struct{}
 
-func (InProcess) Launch(ctx context.Context, dir string, _ ...string) error {
+func (InProcess) Launch(ctx context.Context, dir string) error {
 	return batchlayer.RunTask(ctx, dir)
 }
 
@@ -52,7 +52,9 @@ type Node struct {
 	Bucket  *objstore.Filesystem
 	Layer   *speedlayer.Layer
 	Builder *batchlayer.Builder
-	Stop    func()
+	// Spec is the dataset as the catalog holds it (validated).
+	Spec dataset.Spec
+	Stop func()
 }
 
 // Options change how Start assembles a node.
@@ -63,6 +65,18 @@ type Options struct {
 	// Bucket wraps the filesystem bucket the builder writes to (fault injection).
 	Bucket func(*objstore.Filesystem) batchlayer.Bucket
 	Batch  batchlayer.Config
+	// Spec, when set, is the node's dataset instead of Spec and its view
+	// "v": Views are created (as the server creates them) when the dataset
+	// is, and a restart recovers every view of the catalog.
+	Spec  *dataset.Spec
+	Views []View
+	// Threads is the engine's thread count; 2 when 0.
+	Threads int
+}
+
+// View is a view to create: a name and its SQL.
+type View struct {
+	Name, SQL string
 }
 
 // Start opens a node on dir, creating the dataset and view on first use.
@@ -77,7 +91,11 @@ func Start(t *testing.T, dir string, o Options) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := engine.Open(ctx, engine.Config{AllowedDirectories: []string{dir}, Threads: 2}, nil)
+	threads := 2
+	if o.Threads > 0 {
+		threads = o.Threads
+	}
+	db, err := engine.Open(ctx, engine.Config{AllowedDirectories: []string{dir}, Threads: threads}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,27 +106,29 @@ func Start(t *testing.T, dir string, o Options) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.GetDataset(ctx, Spec.Name); errors.Is(err, catalog.ErrNotFound) {
-		if err := cat.CreateDataset(ctx, catalog.Dataset{Spec: Spec}); err != nil {
+	n := &Node{t: t, Cat: cat, DB: db, Bucket: bucket, Layer: layer}
+	if o.Spec != nil {
+		n.startCustom(ctx, *o.Spec, o.Views)
+	} else {
+		if _, err := cat.GetDataset(ctx, Spec.Name); errors.Is(err, catalog.ErrNotFound) {
+			if err := cat.CreateDataset(ctx, catalog.Dataset{Spec: Spec}); err != nil {
+				t.Fatal(err)
+			}
+			if err := cat.CreateView(ctx, catalog.View{Name: "v", Dataset: Spec.Name, SQL: ViewSQL}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := layer.AddDataset(ctx, Spec); err != nil {
 			t.Fatal(err)
 		}
-		if err := cat.CreateView(ctx, catalog.View{Name: "v", Dataset: Spec.Name, SQL: ViewSQL}); err != nil {
+		n.Spec = Spec
+		plan, err := viewsql.Analyze(ctx, db, ViewSQL, &Spec)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := layer.AddDataset(ctx, Spec); err != nil {
-		t.Fatal(err)
-	}
-	plan, err := viewsql.Analyze(ctx, db, ViewSQL, &Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var version *catalog.ViewVersion
-	if cur, err := cat.CurrentVersion(ctx, "v"); err == nil {
-		version = &cur
-	}
-	if err := layer.AddView(ctx, "v", plan, version); err != nil {
-		t.Fatal(err)
+		if err := n.startView(ctx, "v", plan); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var launcher batchlayer.Launcher = InProcess{}
 	if o.Launcher != nil {
@@ -127,7 +147,7 @@ func Start(t *testing.T, dir string, o Options) *Node {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- layer.Run(runCtx) }()
-	n := &Node{t: t, Cat: cat, DB: db, Bucket: bucket, Layer: layer, Builder: builder}
+	n.Builder = builder
 	n.Stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -137,6 +157,114 @@ func Start(t *testing.T, dir string, o Options) *Node {
 		cat.Close()
 	}
 	return n
+}
+
+// startCustom creates spec and views on first use, or recovers the dataset
+// and every view of the catalog, views over views after what they read.
+func (n *Node) startCustom(ctx context.Context, spec dataset.Spec, views []View) {
+	t := n.t
+	_, err := n.Cat.GetDataset(ctx, spec.Name)
+	fresh := errors.Is(err, catalog.ErrNotFound)
+	if fresh {
+		if err := n.Cat.CreateDataset(ctx, catalog.Dataset{Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	// The server runs on the spec as the catalog keeps it: validated, with
+	// defaults filled in.
+	d, err := n.Cat.GetDataset(ctx, spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Spec = d.Spec
+	if err := n.Layer.AddDataset(ctx, d.Spec); err != nil {
+		t.Fatal(err)
+	}
+	if fresh {
+		for _, v := range views {
+			if err := n.CreateView(ctx, v.Name, v.SQL); err != nil {
+				t.Fatalf("create view %q: %v", v.Name, err)
+			}
+		}
+		return
+	}
+	pending, err := n.Cat.ListViews(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(pending) > 0 {
+		var waiting []catalog.View
+		for _, v := range pending {
+			plan, err := n.planView(ctx, v.Name, v.SQL)
+			if errors.Is(err, speedlayer.ErrUnknownView) {
+				waiting = append(waiting, v)
+				continue
+			}
+			if err != nil {
+				t.Fatalf("recover view %q: %v", v.Name, err)
+			}
+			if err := n.startView(ctx, v.Name, plan); err != nil {
+				t.Fatalf("recover view %q: %v", v.Name, err)
+			}
+		}
+		if len(waiting) == len(pending) {
+			t.Fatalf("recover view %q: it reads a view that cannot be started", waiting[0].Name)
+		}
+		pending = waiting
+	}
+}
+
+// CreateView creates a view as the server does: analysed against the
+// dataset or view it reads, recorded in the catalog, then maintained by the
+// speed layer. SQL the analyser refuses gives a *viewsql.Error.
+func (n *Node) CreateView(ctx context.Context, name, sqlText string) error {
+	plan, err := n.planView(ctx, name, sqlText)
+	if err != nil {
+		return err
+	}
+	if err := n.Cat.CreateView(ctx, catalog.View{Name: name, Dataset: plan.Dataset, SQL: sqlText}); err != nil {
+		return err
+	}
+	return n.startView(ctx, name, plan)
+}
+
+// planView mirrors the server's: a view reads a dataset, or another view
+// the speed layer maintains (views.<name>; speedlayer.ErrUnknownView when
+// it does not).
+func (n *Node) planView(ctx context.Context, name, sqlText string) (*viewsql.Plan, error) {
+	schema, table, err := viewsql.SourceTable(ctx, n.DB, sqlText)
+	if err != nil {
+		return nil, err
+	}
+	if schema != "views" {
+		if d, err := n.Cat.GetDataset(ctx, table); err == nil {
+			return viewsql.Analyze(ctx, n.DB, sqlText, &d.Spec)
+		} else if !errors.Is(err, catalog.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if strings.EqualFold(table, name) {
+		return nil, &viewsql.Error{Msg: fmt.Sprintf("view SQL: view %q cannot read itself", name)}
+	}
+	upstream, err := n.Layer.Plan(table)
+	if err != nil {
+		return nil, err
+	}
+	return viewsql.AnalyzeOver(ctx, n.DB, sqlText, table, upstream)
+}
+
+// startView hands a view to the speed layer with its current batch version.
+func (n *Node) startView(ctx context.Context, name string, plan *viewsql.Plan) error {
+	var version *catalog.ViewVersion
+	switch cur, err := n.Cat.CurrentVersion(ctx, name); {
+	case err == nil:
+		version = &cur
+	case !errors.Is(err, catalog.ErrNotFound):
+		return err
+	}
+	return n.Layer.AddView(ctx, name, plan, version)
 }
 
 // Row is one event.

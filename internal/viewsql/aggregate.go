@@ -19,6 +19,7 @@ const (
 	roleMax
 	roleAvgSum   // avg's sum(x), as DOUBLE
 	roleAvgCount // avg's count(x)
+	roleSketch   // approx_count_distinct(x): a HyperLogLog sketch, merged register-wise
 )
 
 // partCol is one column of the partial form.
@@ -28,13 +29,15 @@ type partCol struct {
 	expr node   // the expression in the inner partial SELECT, aliased to name
 	cast string // engine type the partial form casts to, "" to keep the engine's
 	typ  string // the column's type in the partial form
+	// sketch is the input of a roleSketch column, whose expr buildSketches sets.
+	sketch *sketchSource
 }
 
 // outCol is one output column of the view and the partial columns it is
 // computed from (one, or two for avg).
 type outCol struct {
 	name  string
-	role  role // roleKey, roleCount, roleSum, roleMin, roleMax, or roleAvgSum for avg
+	role  role // roleKey, roleCount, roleSum, roleMin, roleMax, roleSketch, or roleAvgSum for avg
 	parts []string
 }
 
@@ -68,7 +71,9 @@ func isAggregateView(sel node, fc *functionCatalog) bool {
 		hasAggregate(list(sel, "select_list"), fc)
 }
 
-func analyzeAggregate(sel node, spec *dataset.Spec, fc *functionCatalog, text exprTexter) (*aggPlan, error) {
+// analyzeAggregate rewrites an aggregate view. sketchCols are the columns of
+// the source that hold approx_distinct sketches (an upstream view's).
+func analyzeAggregate(sel node, spec *dataset.Spec, fc *functionCatalog, text exprTexter, sketchCols map[string]bool) (*aggPlan, error) {
 	var items []node
 	for _, it := range list(sel, "select_list") {
 		items = append(items, it.(node))
@@ -124,7 +129,7 @@ func analyzeAggregate(sel node, spec *dataset.Spec, fc *functionCatalog, text ex
 			p.out = append(p.out, outCol{name: name, role: roleKey, parts: []string{name}})
 			continue
 		}
-		if err := p.addAggregate(i, it, name, text); err != nil {
+		if err := p.addAggregate(i, it, name, text, sketchCols); err != nil {
 			return nil, err
 		}
 	}
@@ -231,9 +236,12 @@ func aliased(expr node, name string) node {
 	return c
 }
 
-func (p *aggPlan) addAggregate(i int, it node, name string, text exprTexter) error {
+func (p *aggPlan) addAggregate(i int, it node, name string, text exprTexter, sketchCols map[string]bool) error {
 	fn := funcName(it)
-	if d, _ := it["distinct"].(bool); d {
+	if d, _ := it["distinct"].(bool); d && fn != "approx_count_distinct" {
+		if fn == "count" {
+			return userErrorf("aggregate count(DISTINCT ...) cannot be merged incrementally; use approx_distinct(...) (HyperLogLog, about 1.6%% error), or make the column a GROUP BY key and count over the view")
+		}
 		return userErrorf("aggregate %s(DISTINCT ...) cannot be merged incrementally; make the column a GROUP BY key and count or sum over the view instead", fn)
 	}
 	if len(list(obj(it, "order_bys"), "orders")) > 0 {
@@ -265,11 +273,23 @@ func (p *aggPlan) addAggregate(i int, it node, name string, text exprTexter) err
 		r = roleMax
 	case "avg", "mean":
 		r = roleAvgSum
+	case "approx_count_distinct":
+		r = roleSketch
 	default:
-		return userErrorf("aggregate %s() cannot be merged incrementally; a view supports count, count_if, sum, min, max and avg", fn)
+		return userErrorf("aggregate %s() cannot be merged incrementally; a view supports count, count_if, sum, min, max, avg and approx_distinct (approx_count_distinct)", fn)
 	}
 	if args != want {
 		return userErrorf("select item %d (%s): %s() with %d arguments is not supported in a view", i+1, text(it), fn, args)
+	}
+	if r == roleSketch {
+		arg := list(it, "children")[0].(node)
+		s := &sketchSource{arg: arg, filter: obj(it, "filter")}
+		if col := columnRefName(arg); col != "" && sketchCols[strings.ToLower(col)] {
+			s.merge = true
+		}
+		p.parts = append(p.parts, partCol{name: name, role: r, sketch: s})
+		p.out = append(p.out, outCol{name: name, role: r, parts: []string{name}})
+		return nil
 	}
 	if r != roleAvgSum {
 		p.parts = append(p.parts, partCol{name: name, role: r, expr: aliased(it, name)})

@@ -15,10 +15,21 @@ import (
 // every form over spec.EmptyRelation(), so a plan's SQL is known to run and
 // its column types are the engine's. Errors the user must fix are *Error.
 func Analyze(ctx context.Context, q Querier, sqlText string, spec *dataset.Spec) (*Plan, error) {
-	return analyze(ctx, q, sqlText, spec, false)
+	return analyze(ctx, q, sqlText, spec, sourceInfo{})
 }
 
-func analyze(ctx context.Context, q Querier, sqlText string, spec *dataset.Spec, overView bool) (*Plan, error) {
+// sourceInfo says what a view reads besides its spec's name and columns.
+type sourceInfo struct {
+	// overView is set when the view reads another view (views.<name>).
+	overView bool
+	// columns, when set, are the source's columns with their engine types,
+	// for sources whose columns are not all dataset types.
+	columns []Column
+	// sketchCols are the source's approx_distinct sketch columns, lower case.
+	sketchCols map[string]bool
+}
+
+func analyze(ctx context.Context, q Querier, sqlText string, spec *dataset.Spec, src sourceInfo) (*Plan, error) {
 	if spec == nil {
 		return nil, fmt.Errorf("analyze view: nil dataset spec")
 	}
@@ -40,7 +51,7 @@ func analyze(ctx context.Context, q Querier, sqlText string, spec *dataset.Spec,
 	if err != nil {
 		return nil, err
 	}
-	sel, qualifier, err := checkStatement(doc, spec, fc, overView)
+	sel, qualifier, err := checkStatement(doc, spec, fc, src.overView)
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +61,13 @@ func analyze(ctx context.Context, q Querier, sqlText string, spec *dataset.Spec,
 	from := obj(view, "from_table")
 	from["table_name"], from["schema_name"], from["catalog_name"], from["alias"] = sourcePlaceholder, "", "", qualifier
 
-	a := &analysis{ctx: ctx, q: q, doc: doc, spec: spec, fc: fc, view: view,
+	a := &analysis{ctx: ctx, q: q, doc: doc, spec: spec, fc: fc, view: view, sketchCols: src.sketchCols,
 		plan: &Plan{Dataset: spec.Name}}
+	if src.columns != nil {
+		a.empty = emptyRelation(src.columns)
+	} else {
+		a.empty = spec.EmptyRelation()
+	}
 	aggregate := isAggregateView(sel, fc)
 	if aggregate && isDistinct(sel) {
 		return nil, userErrorf("SELECT DISTINCT with GROUP BY or aggregates is not supported in a view; drop DISTINCT or apply it in the query over the view")
@@ -79,6 +95,9 @@ type analysis struct {
 	fc   *functionCatalog
 	view node
 	plan *Plan
+	// empty is the source relation of no rows every form is bound over.
+	empty      string
+	sketchCols map[string]bool
 }
 
 func (a *analysis) projection(distinct bool) error {
@@ -90,7 +109,7 @@ func (a *analysis) projection(distinct bool) error {
 	if err != nil {
 		return err
 	}
-	cols, err := describe(a.ctx, a.q, head+a.spec.EmptyRelation()+tail)
+	cols, err := describe(a.ctx, a.q, head+a.empty+tail)
 	if err != nil {
 		return err
 	}
@@ -123,7 +142,7 @@ func (a *analysis) projection(distinct bool) error {
 }
 
 func (a *analysis) aggregate() error {
-	empty := a.spec.EmptyRelation()
+	empty := a.empty
 	rendered, err := deserialize(a.ctx, a.q, a.doc, a.view)
 	if err != nil {
 		return err
@@ -133,7 +152,7 @@ func (a *analysis) aggregate() error {
 		return err
 	}
 	viewCols, bindErr := describe(a.ctx, a.q, viewHead+empty+viewTail)
-	ap, err := analyzeAggregate(a.view, a.spec, a.fc, a.exprText)
+	ap, err := analyzeAggregate(a.view, a.spec, a.fc, a.exprText, a.sketchCols)
 	if bindErr != nil {
 		// DuckDB's reason comes first (an unknown column makes the grouping
 		// analysis meaningless), except for its grouping complaints, which
@@ -153,6 +172,9 @@ func (a *analysis) aggregate() error {
 		if o.role == roleAvgSum && i < len(viewCols) && viewCols[i].Type != "DOUBLE" {
 			return userErrorf("avg() over %s values (select item %d) cannot be merged incrementally; average a number instead, such as epoch(...)", viewCols[i].Type, i+1)
 		}
+	}
+	if err := a.buildSketches(ap); err != nil {
+		return err
 	}
 	inner := copyNode(a.view)
 	sel := make([]any, len(ap.parts))
@@ -245,7 +267,7 @@ func partialCast(r role, engineType string) string {
 // exactly the partial columns.
 func (a *analysis) verify() error {
 	p := a.plan
-	partials := "(" + p.PartialSQL(a.spec.EmptyRelation()) + ")"
+	partials := "(" + p.PartialSQL(a.empty) + ")"
 	got, err := describe(a.ctx, a.q, partials)
 	if err != nil {
 		return fmt.Errorf("bind partial form: %w", err)

@@ -29,6 +29,7 @@ func serialize(ctx context.Context, q Querier, sqlText string) (node, error) {
 		}
 		return nil, userErrorf("%s", cleanEngineMessage(msg))
 	}
+	renameApproxDistinct(doc)
 	return doc, nil
 }
 

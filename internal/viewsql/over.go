@@ -19,11 +19,21 @@ var engineTypes = map[string]dataset.Type{
 // an aggregate view it must be a rollup that is exact over the upstream's
 // partial rows: keys, filters and grouping only over the upstream's keys,
 // and aggregates that merge like the upstream's columns (sum of a count or
-// sum, min of a min, max of a max). Its partial form is composed over the
+// sum, min of a min, max of a max, approx_distinct of an approx_distinct,
+// which merges its sketches). Its partial form is composed over the
 // upstream's, so it reads the same dataset and is kept by the same layers.
 func AnalyzeOver(ctx context.Context, q Querier, sqlText, upstreamName string, upstream *Plan) (*Plan, error) {
 	spec := &dataset.Spec{Name: upstreamName, TimeColumn: upstream.TimeKey}
+	sketchCols := map[string]bool{}
 	for _, c := range upstream.Partial {
+		if upstream.roles[strings.ToLower(c.Name)] == roleSketch {
+			// Not a dataset type: the analysis binds over src.columns,
+			// which carry the engine type, and reads it only through
+			// approx_distinct, which merges it.
+			sketchCols[strings.ToLower(c.Name)] = true
+			spec.Columns = append(spec.Columns, dataset.Column{Name: c.Name, Type: dataset.Type(strings.ToLower(c.Type))})
+			continue
+		}
 		t, ok := engineTypes[c.Type]
 		if !ok {
 			return nil, userErrorf("view %q stores column %q as %s, which a view over it cannot read; cast it in %q", upstreamName, c.Name, c.Type, upstreamName)
@@ -35,7 +45,7 @@ func AnalyzeOver(ctx context.Context, q Querier, sqlText, upstreamName string, u
 			return nil, err
 		}
 	}
-	p, err := analyze(ctx, q, sqlText, spec, true)
+	p, err := analyze(ctx, q, sqlText, spec, sourceInfo{overView: true, columns: upstream.Partial, sketchCols: sketchCols})
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +113,12 @@ func checkRollup(ctx context.Context, q Querier, sqlText, upstreamName string, u
 		if n == nil {
 			continue
 		}
+		if funcName(n) == "approx_count_distinct" {
+			if err := checkRollupSketch(i, n, upstreamName, up, onlyKeys); err != nil {
+				return err
+			}
+			continue
+		}
 		if str(n, "class") != "FUNCTION" || !isRollupCandidate(funcName(n)) {
 			if err := onlyKeys(fmt.Sprintf("select item %d", i+1), n, false); err != nil {
 				return err
@@ -117,6 +133,39 @@ func checkRollup(ctx context.Context, q Querier, sqlText, upstreamName string, u
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkRollupSketch accepts approx_distinct of an upstream approx_distinct
+// column, which merges its sketches (the distinct count over the rolled-up
+// groups), and approx_distinct of an expression over the upstream's keys,
+// whose distinct values are those of its merged rows.
+func checkRollupSketch(i int, n node, upstreamName string, up *Plan, onlyKeys func(string, any, bool) error) error {
+	if f := obj(n, "filter"); f != nil {
+		if err := onlyKeys(fmt.Sprintf("the FILTER of select item %d", i+1), f, false); err != nil {
+			return err
+		}
+	}
+	args := list(n, "children")
+	if len(args) != 1 {
+		return nil // analysis names the wrong number of arguments
+	}
+	arg, _ := args[0].(node)
+	if col := columnRefName(arg); col != "" && up.roles[strings.ToLower(col)] == roleSketch {
+		return nil
+	}
+	var sketches []string
+	for _, c := range up.Partial {
+		if up.roles[strings.ToLower(c.Name)] == roleSketch {
+			sketches = append(sketches, c.Name)
+		}
+	}
+	if err := onlyKeys(fmt.Sprintf("select item %d", i+1), arg, false); err != nil {
+		if len(sketches) == 0 {
+			return userErrorf("select item %d: approx_distinct over view %q counts distinct values of its keys (%s) only; it has no approx_distinct column whose sketches could be merged", i+1, upstreamName, strings.Join(up.Keys, ", "))
+		}
+		return userErrorf("select item %d: approx_distinct over view %q merges the sketches of one of its approx_distinct columns (%s) or counts distinct values of its keys (%s); its argument is neither", i+1, upstreamName, strings.Join(sketches, ", "), strings.Join(up.Keys, ", "))
 	}
 	return nil
 }
@@ -157,7 +206,7 @@ func checkRollupAggregate(i int, n node, upstreamName string, up *Plan) error {
 		fn = "count(*)"
 	}
 	if !ok {
-		return userErrorf("select item %d: %s over view %q cannot be kept exact; over an aggregate view use sum(<count or sum column>), min(<min column>) or max(<max column>) (a count(*) would count its groups, which change as data arrives)", i+1, fn, upstreamName)
+		return userErrorf("select item %d: %s over view %q cannot be kept exact; over an aggregate view use sum(<count or sum column>), min(<min column>), max(<max column>) or approx_distinct(<approx_distinct column>) (a count(*) would count its groups, which change as data arrives)", i+1, fn, upstreamName)
 	}
 	return nil
 }

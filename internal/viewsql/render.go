@@ -10,8 +10,10 @@ import (
 // Aliases of the derived tables the forms wrap; the double underscore keeps
 // them apart from dataset and column names, which may not start with one.
 const (
-	viewAlias    = "__duet_view"
-	partialAlias = "__duet_partial"
+	viewAlias     = "__duet_view"
+	partialAlias  = "__duet_partial"
+	mergedAlias   = "__duet_merged"
+	combinedAlias = "__duet_combined"
 )
 
 // splitAtSource cuts rendered SQL at the source placeholder.
@@ -46,7 +48,9 @@ func (p *aggPlan) partialItems() string {
 	items := make([]string, len(p.parts))
 	for i, pc := range p.parts {
 		q := dataset.QuoteIdent(pc.name)
-		if pc.cast == "" {
+		if pc.role == roleSketch {
+			items[i] = compactSketch(q) + " AS " + q
+		} else if pc.cast == "" {
 			items[i] = q
 		} else {
 			items[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", q, pc.cast, q)
@@ -91,12 +95,31 @@ func mergeExpr(pc partCol) string {
 		return fmt.Sprintf("min(%s)", q)
 	case roleMax:
 		return fmt.Sprintf("max(%s)", q)
+	case roleSketch:
+		// Entries of every row's sketch, ascending; the level above
+		// compacts them (compactSketch needs them as a column).
+		return fmt.Sprintf("list_sort(flatten(list(%s)))", q)
 	}
 	return q
 }
 
+// hasSketch tells plans with approx_distinct columns, whose merge takes two
+// levels: one aggregate gathers each key's sketch entries, and the level
+// above keeps each register's highest rank.
+func (p *aggPlan) hasSketch() bool {
+	for _, pc := range p.parts {
+		if pc.role == roleSketch {
+			return true
+		}
+	}
+	return false
+}
+
 // finalSQL merges partial rows into the view's columns.
 func (p *aggPlan) finalSQL() (head, tail string) {
+	if p.hasSketch() {
+		return p.finalOverCombined()
+	}
 	items := make([]string, len(p.out))
 	for i, o := range p.out {
 		q := dataset.QuoteIdent(o.name)
@@ -122,5 +145,37 @@ func (p *aggPlan) combineSQL() (head, tail string) {
 			items[i] += " AS " + dataset.QuoteIdent(pc.name)
 		}
 	}
-	return "SELECT " + strings.Join(items, ", ") + " FROM ", p.groupByClause()
+	head, tail = "SELECT "+strings.Join(items, ", ")+" FROM ", p.groupByClause()
+	if !p.hasSketch() {
+		return head, tail
+	}
+	outer := make([]string, len(p.parts))
+	for i, pc := range p.parts {
+		q := dataset.QuoteIdent(pc.name)
+		outer[i] = q
+		if pc.role == roleSketch {
+			outer[i] = compactSketch(q) + " AS " + q
+		}
+	}
+	return wrap(strings.Join(outer, ", "), head, tail, mergedAlias)
+}
+
+// finalOverCombined is the final form of a plan with sketches: the view's
+// columns computed from the combine form's one row per key.
+func (p *aggPlan) finalOverCombined() (head, tail string) {
+	items := make([]string, len(p.out))
+	for i, o := range p.out {
+		q := dataset.QuoteIdent(o.name)
+		switch o.role {
+		case roleAvgSum:
+			s, c := dataset.QuoteIdent(o.parts[0]), dataset.QuoteIdent(o.parts[1])
+			items[i] = fmt.Sprintf("CAST(%s / nullif(%s, 0) AS DOUBLE) AS %s", s, c, q)
+		case roleSketch:
+			items[i] = estimateSketch(q) + " AS " + q
+		default:
+			items[i] = q
+		}
+	}
+	combineHead, combineTail := p.combineSQL()
+	return wrap(strings.Join(items, ", "), combineHead, combineTail, combinedAlias)
 }

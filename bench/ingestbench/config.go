@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config is what one benchmark run measures and where it writes.
+type Config struct {
+	// Batch is the events per ingest request; Clients the producers sending
+	// concurrently.
+	Batch, Clients int
+	// Bodies distinct pre-encoded requests per format are cycled through.
+	Bodies int
+	// Warmup runs before, Duration is measured, for each throughput phase.
+	Warmup, Duration time.Duration
+	// NoView skips the throughput phases without a view.
+	NoView bool
+	// FreshnessFormat is the format of the freshness phase's load and probes.
+	FreshnessFormat string
+	// FreshnessDuration is how long probes are sent; ProbeInterval apart.
+	FreshnessDuration, ProbeInterval time.Duration
+	// LoadFraction of the measured sustained rate loads the freshness phase.
+	LoadFraction float64
+	// MemoryEvents are ingested into unarchived segments to measure memory.
+	MemoryEvents int64
+	// Seed changes the generated values.
+	Seed int64
+	// Out is the Markdown file whose ingest-bench section is rewritten.
+	Out string
+	// JSON receives the machine-readable results.
+	JSON string
+	// ProfileDir, when set, receives a CPU profile of the server per
+	// throughput phase (ingest-<format>[-noview].pprof).
+	ProfileDir string
+	// Duet is the duet binary the server runs its executors with, as
+	// `duet serve` runs itself (`make build` writes bin/duet).
+	Duet string
+	// WorkDir holds the servers' data directories; a temporary directory when empty.
+	WorkDir string
+	// Keep leaves the data directories in place afterwards.
+	Keep bool
+}
+
+func parseFlags(args []string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("ingestbench", flag.ContinueOnError)
+	fs.IntVar(&c.Batch, "batch", 5000, "events per ingest request")
+	fs.IntVar(&c.Clients, "clients", 4, "producers sending concurrently")
+	fs.IntVar(&c.Bodies, "bodies", 32, "distinct pre-encoded requests per format")
+	fs.DurationVar(&c.Warmup, "warmup", 3*time.Second, "unmeasured load before each throughput measurement")
+	fs.DurationVar(&c.Duration, "duration", 12*time.Second, "measured load per throughput phase")
+	fs.BoolVar(&c.NoView, "skip-noview", false, "skip the throughput phases without a view")
+	fs.StringVar(&c.FreshnessFormat, "freshness-format", formatArrow, "format of the freshness phase: arrow or ndjson")
+	fs.DurationVar(&c.FreshnessDuration, "freshness-duration", 15*time.Second, "how long freshness probes are sent")
+	fs.DurationVar(&c.ProbeInterval, "probe-interval", 50*time.Millisecond, "time between freshness probes")
+	fs.Float64Var(&c.LoadFraction, "load-fraction", 0.5, "fraction of the measured sustained rate sent during the freshness phase")
+	fs.Int64Var(&c.MemoryEvents, "memory-events", 2_000_000, "events ingested into unarchived segments for the memory measurement")
+	fs.Int64Var(&c.Seed, "seed", 1, "seed of the generated values")
+	fs.StringVar(&c.Out, "out", "BENCHMARKS.md", "Markdown file to write the ingest-bench section into")
+	fs.StringVar(&c.JSON, "json", "bench/results/ingest.json", "JSON results file")
+	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write a CPU profile of the server per throughput phase into this directory")
+	fs.StringVar(&c.Duet, "duet", "bin/duet", "duet binary the server starts its (standby) executors with (make build)")
+	fs.StringVar(&c.WorkDir, "workdir", "", "directory for the servers' data (default: a new temporary directory)")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the data directories afterwards")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return c, c.Validate()
+}
+
+// Validate names a bad flag and resolves the duet binary to an absolute
+// path: the server process runs in its own working directory.
+func (c *Config) Validate() error {
+	switch {
+	case c.Batch < 1 || c.Batch > 1_000_000:
+		return fmt.Errorf("-batch: between 1 and 1,000,000, got %d", c.Batch)
+	case c.Clients < 1 || c.Clients > 64:
+		return fmt.Errorf("-clients: between 1 and 64, got %d", c.Clients)
+	case c.Bodies < 1:
+		return fmt.Errorf("-bodies: at least 1, got %d", c.Bodies)
+	case c.Warmup < 0:
+		return fmt.Errorf("-warmup: must not be negative, got %s", c.Warmup)
+	case c.Duration < time.Second:
+		return fmt.Errorf("-duration: at least 1s, got %s", c.Duration)
+	case c.FreshnessFormat != formatArrow && c.FreshnessFormat != formatNDJSON:
+		return fmt.Errorf("-freshness-format: arrow or ndjson, got %q", c.FreshnessFormat)
+	case c.FreshnessDuration < time.Second:
+		return fmt.Errorf("-freshness-duration: at least 1s, got %s", c.FreshnessDuration)
+	case c.ProbeInterval < time.Millisecond:
+		return fmt.Errorf("-probe-interval: at least 1ms, got %s", c.ProbeInterval)
+	case c.LoadFraction <= 0 || c.LoadFraction > 1:
+		return fmt.Errorf("-load-fraction: in (0, 1], got %g", c.LoadFraction)
+	case c.MemoryEvents < int64(c.Batch):
+		return fmt.Errorf("-memory-events: at least one batch (%d), got %d", c.Batch, c.MemoryEvents)
+	case c.Seed < 0:
+		return fmt.Errorf("-seed: must not be negative, got %d", c.Seed)
+	case c.Out == "" || c.JSON == "":
+		return errors.New("-out and -json: required")
+	}
+	duet, err := filepath.Abs(c.Duet)
+	if err != nil {
+		return fmt.Errorf("-duet %s: %w", c.Duet, err)
+	}
+	if st, err := os.Stat(duet); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("-duet %s: not an executable duet binary; build it with `make build`", c.Duet)
+	}
+	c.Duet = duet
+	return nil
+}

@@ -1,0 +1,52 @@
+// Command ingestbench measures duet's ingest path on this machine: sustained
+// ingest throughput into the speed layer (events/s per server core, Arrow IPC
+// and NDJSON, with and without a view), freshness (acknowledgement to
+// visible in a merged query) under half that load, and resident memory per
+// retained event. Every figure comes through the real HTTP API of a real
+// server running in its own process. It writes its section of BENCHMARKS.md
+// and a JSON file; `make bench-ingest` runs it (and `make bench` with the
+// other benchmarks). It is a program, not a timed test.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == childCommand {
+		if err := runChild(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "ingestbench server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ingestbench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, newProgressLogger(os.Stderr)); err != nil {
+		fmt.Fprintln(os.Stderr, "ingestbench:", err)
+		os.Exit(1)
+	}
+}
+
+// newProgressLogger prints one key=value line per step, without timestamps:
+// the lines carry their own figures.
+func newProgressLogger(w *os.File) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}

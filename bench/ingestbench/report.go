@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/duet-analytics/duet/bench/internal/benchdoc"
+)
+
+// section is this program's section of BENCHMARKS.md.
+const section = "ingest-bench"
+
+func renderSection(r *Results) string {
+	var w strings.Builder
+	m, wl := r.Machine, r.Workload
+	fmt.Fprintf(&w, "## Ingest into the speed layer\n\nWritten by `make bench-ingest` (`bench/ingestbench`) on %s.\n\n", r.GeneratedAt.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&w, "- Machine: %d CPUs (%s), %s GiB memory, %s/%s, data directory on %s\n", m.CPUs, m.CPUModel, gib(m.MemoryBytes), m.OS, m.Arch, m.Filesystem)
+	fmt.Fprintf(&w, "- Server: %s; %s (GOMAXPROCS %d), DuckDB %s (%d threads, its default). Fsync %s\n",
+		wl.Server, m.GoVersion, m.GOMAXPROCS, m.DuckDBVersion, m.DuckDBThreads, wl.Fsync)
+	cols := make([]string, len(wl.Columns))
+	for i, c := range wl.Columns {
+		cols[i] = c.Name + " " + c.Type
+	}
+	fmt.Fprintf(&w, "- Events: %d columns (%s); %.0f bytes per event as NDJSON, %.0f as Arrow IPC (uncompressed, one record batch per request), %.0f in Arrow buffers\n",
+		len(cols), strings.Join(cols, ", "), wl.NDJSONBytesPerEvent, wl.ArrowIPCBytesPerEvent, wl.ArrowMemoryBytesPerEvt)
+	fmt.Fprintf(&w, "- Requests: %s events each, from %d concurrent producers (the duet Go client, `POST /v1/ingest/events`), each waiting for its acknowledgement; "+
+		"the bodies (%d distinct batches per format) are encoded before the measurement\n", benchdoc.Thousands(int64(wl.BatchEvents)), wl.Clients, wl.DistinctBodies)
+	fmt.Fprintf(&w, "- View `%s`: `%s`\n", viewName, wl.ViewSQL)
+	fmt.Fprintf(&w, "- Segments: the defaults (%s records or %s), so sealed segments are archived to Parquet in the background during the measurement, as in production; that work is in the server's CPU time\n",
+		benchdoc.Thousands(wl.SegmentMaxRecords), wl.SegmentMaxAge)
+	fmt.Fprintf(&w, "- Each throughput phase runs on a fresh server: %.0f s of load, then %.0f s measured (events/s, cores, latencies). "+
+		"Per core divides the events acknowledged from the start of the measurement by the CPU time of the server process "+
+		"(user and system time of all its threads, DuckDB's included, from /proc) from then until the drain ends: the requests in flight "+
+		"answered and every segment sealed meanwhile archived. So archiving is counted even when it lags, and per core is events/s divided "+
+		"by the cores used\n\n", wl.WarmupSeconds, wl.DurationSeconds)
+
+	w.WriteString("| format | view | events/s | server cores | events/s per core | load generator cores | other processes' cores | request p50 ms | request p99 ms | unarchived at the end (drain s) | target | result |\n")
+	w.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	for _, t := range r.Throughput {
+		view, target, result := "none", "—", "—"
+		if t.View {
+			view = "`" + viewName + "`"
+			if tg, ok := findTarget(r, formatName(t.Format)+" ingest"); ok {
+				target, result = "≥ "+benchdoc.Thousands(int64(tg.Limit)), passMiss(tg)
+			}
+		}
+		fmt.Fprintf(&w, "| %s | %s | %s | %.2f | %s | %.2f | %.2f | %.1f | %.1f | %s (%.1f) | %s | %s |\n", formatName(t.Format), view,
+			benchdoc.Thousands(int64(t.EventsPerSecond)), t.Cores, benchdoc.Thousands(int64(t.EventsPerCore)), t.ClientCores, t.OtherCores,
+			t.LatencyP50, t.LatencyP99, benchdoc.Thousands(t.UnarchivedAtEnd), t.DrainSeconds, target, result)
+	}
+
+	f := r.Freshness
+	fmt.Fprintf(&w, "\nFreshness: a fresh server with the view under %s load at %.0f%% of the sustained rate measured above "+
+		"(%s events/s asked, %s sent; %.2f server cores, %.2f cores of other processes). Every %s a producer sends one %s event with a unique `country`, "+
+		"then, from its acknowledgement, queries the merged view through the SQL gateway (Trino protocol, trino-go-client) "+
+		"until the answer includes it: `%s`. The time runs to the end of that query.\n\n",
+		formatName(f.Format), 100*f.LoadFraction, benchdoc.Thousands(int64(f.TargetRate)), benchdoc.Thousands(int64(f.Rate)), f.Cores, f.OtherCores,
+		f.ProbeInterval, formatName(f.Format), f.Query)
+	w.WriteString("| probes | ack → visible p50 ms | p99 ms | max ms | queries per probe, at most | probe request p50 ms | p99 ms | target | result |\n")
+	w.WriteString("|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	target, result := "—", "—"
+	if tg, ok := findTarget(r, "freshness"); ok {
+		target, result = fmt.Sprintf("p99 ≤ %g ms", tg.Limit), passMiss(tg)
+	}
+	fmt.Fprintf(&w, "| %d | %.1f | %.1f | %.1f | %d | %.1f | %.1f | %s | %s |\n", f.Probes, f.P50, f.P99, f.Max, f.MaxPolls, f.AckP50, f.AckP99, target, result)
+
+	mm := r.Memory
+	fmt.Fprintf(&w, "\nMemory: a fresh server with the view and segments that never seal during the measurement "+
+		"(`--segment-max-records %d --segment-max-age %s`), so every event stays in the speed layer; %s Arrow IPC events are "+
+		"ingested at full speed, and after %s idle the growth of the server's resident set (VmRSS) since the first batch is divided "+
+		"by the events it retains. Go heap is the growth of `go_memstats_heap_inuse_bytes` from its /metrics; the rest is mostly DuckDB's tables.\n\n",
+		mm.SegmentMaxRecord, mm.SegmentMaxAge, benchdoc.Thousands(mm.Events), memorySettle)
+	w.WriteString("| retained events | RSS before MiB | RSS after MiB | RSS bytes per event | of which Go heap | event in Arrow buffers |\n")
+	w.WriteString("|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&w, "| %s | %s | %s | %.0f | %.0f | %.0f |\n", benchdoc.Thousands(mm.Events), mib(mm.RSSBefore), mib(mm.RSSAfter),
+		mm.BytesPerEvent, mm.GoHeapPerEvent, wl.ArrowMemoryBytesPerEvt)
+
+	w.WriteString("\nOther processes' cores is CPU time that neither the server nor the load generator used (from /proc/stat): " +
+		"on a shared machine it slows every wall-clock figure (events/s, latencies, freshness); per-core figures suffer less.\n")
+	w.WriteString("\nChecks (the run fails otherwise): after each throughput phase `raw.events` has one row per log offset and at least " +
+		"one per acknowledged event, and the view's `events` add up to the same count; the memory phase archived nothing.\n")
+	return w.String()
+}
+
+func findTarget(r *Results, prefix string) (Target, bool) {
+	for _, t := range r.Targets {
+		if strings.HasPrefix(t.Name, prefix) {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
+func passMiss(t Target) string {
+	if t.Pass {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func gib(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<30)) }
