@@ -100,7 +100,7 @@ func (s *Server) open(ctx context.Context) error {
 		return fmt.Errorf("open object store: %w", err)
 	}
 	ecfg := cfg.Engine
-	ecfg.AllowedDirectories = append(ecfg.AllowedDirectories, s.dir("objects"), s.dir("engine-tmp"))
+	ecfg.AllowedDirectories = append(ecfg.AllowedDirectories, s.dir("objects"), s.dir("engine-tmp"), s.dir("scratch"))
 	ecfg.TempDirectory = s.dir("engine-tmp")
 	if s.db, err = engine.Open(ctx, ecfg, s.logger.With("component", "engine")); err != nil {
 		return err
