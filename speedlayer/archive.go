@@ -63,7 +63,10 @@ func (l *Layer) archiveSegment(ctx context.Context, ds *datasetState, seg *segme
 	ds.mu.Lock()
 	all := append(append([]catalog.ArchiveFile(nil), ds.archive...), files...)
 	err = ds.swapArchive(ctx, all, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE __seg = %d", ds.rawTable(), seg.first)); err != nil {
+		if err := ds.defineRawTable(ctx, tx, ds.segments[1:], nil); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DROP TABLE "+ds.segTable(seg)); err != nil {
 			return fmt.Errorf("drop archived rows: %w", err)
 		}
 		return nil
@@ -90,8 +93,8 @@ func (l *Layer) archiveSegment(ctx context.Context, ds *datasetState, seg *segme
 func (l *Layer) segmentDays(ctx context.Context, ds *datasetState, seg *segment) ([]string, error) {
 	tc := dataset.QuoteIdent(ds.spec.TimeColumn)
 	rows, err := l.db.QueryContext(ctx, fmt.Sprintf(
-		"SELECT DISTINCT strftime(CAST(%s AS DATE), '%%Y-%%m-%%d') AS dt FROM %s WHERE __seg = %d ORDER BY dt",
-		tc, ds.rawTable(), seg.first))
+		"SELECT DISTINCT strftime(CAST(%s AS DATE), '%%Y-%%m-%%d') AS dt FROM %s ORDER BY dt",
+		tc, ds.segTable(seg)))
 	if err != nil {
 		return nil, fmt.Errorf("list days: %w", err)
 	}
@@ -128,8 +131,8 @@ func (l *Layer) writeArchiveFile(ctx context.Context, ds *datasetState, seg *seg
 	// rows out as Arrow and encoding them in Go, and the same writer, with
 	// the same types and statistics, as compaction's.
 	res, err := l.db.ExecContext(ctx, fmt.Sprintf(
-		"COPY (SELECT %s FROM %s WHERE __seg = %d AND CAST(%s AS DATE) = DATE '%s') TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)",
-		ds.columnList(), ds.rawTable(), seg.first, dataset.QuoteIdent(ds.spec.TimeColumn), dt,
+		"COPY (SELECT %s FROM %s WHERE CAST(%s AS DATE) = DATE '%s') TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)",
+		ds.columnList(), ds.segTable(seg), dataset.QuoteIdent(ds.spec.TimeColumn), dt,
 		dataset.QuoteString(tmp.Name()), dataset.ArchiveRowGroupRows))
 	if err != nil {
 		return catalog.ArchiveFile{}, fmt.Errorf("write parquet: %w", err)

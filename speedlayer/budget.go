@@ -22,12 +22,11 @@ package speedlayer
 // until the next measure), never more.
 //
 // Over budget, the loop seals every open segment that holds records, so the
-// archiver frees them without waiting for their size or age, and runs a
-// CHECKPOINT of the engine's catalog: DuckDB frees the row groups of deleted
-// rows lazily, on later appends, which never come while ingest is refused,
-// so without it archiving would free nothing; it also compresses what stays.
-// While it runs the engine holds the rewritten row groups twice, compressed
-// and not: room the engine's memory limit, not the budget, provides.
+// archiver frees them without waiting for their size or age (an archived
+// segment's table is dropped whole), and runs a CHECKPOINT of the engine's
+// catalog, which compresses what stays and reclaims handed-off partials. While it runs the engine holds the
+// rewritten row groups twice, compressed and not: room the engine's memory
+// limit, not the budget, provides.
 // Partials are freed only when a view build covers them.
 
 import (
@@ -393,8 +392,10 @@ func (l *Layer) remeasure(ctx context.Context) {
 	}
 }
 
-// checkpoint makes the engine reclaim the row groups of archived and handed
-// off rows. DuckDB refuses while another write transaction is open; the
+// checkpoint makes the engine compress what it holds and reclaim the row
+// groups of partials handed off to a build (deleted rows are otherwise freed
+// lazily, on later appends, which never come while ingest is refused).
+// DuckDB refuses while another write transaction is open; the
 // next tick tries again.
 func (l *Layer) checkpoint(ctx context.Context) {
 	l.budget.checkpointMu.Lock()
@@ -435,10 +436,10 @@ func (ds *datasetState) admitBytes(rec arrow.RecordBatch) int64 {
 
 // rawBytes estimates what rec takes in the raw table before compression:
 // DuckDB keeps fixed-width values at their width, strings as 16-byte headers
-// plus their bytes, a validity bit per value, and __seg and __batch.
+// plus their bytes, and a validity bit per value.
 func rawBytes(rec arrow.RecordBatch) int64 {
 	n := rec.NumRows()
-	size := 16 * n
+	var size int64
 	for _, col := range rec.Columns() {
 		size += (n + 7) / 8
 		switch c := col.(type) {

@@ -90,7 +90,7 @@ func (l *Layer) fillPartials(ctx context.Context, tx *sql.Tx, v *viewState, from
 		if s.first < from || s.records() == 0 {
 			continue
 		}
-		src := fmt.Sprintf("(SELECT %s FROM %s WHERE __seg = %d)", v.ds.columnList(), v.ds.rawTable(), s.first)
+		src := fmt.Sprintf("(SELECT %s FROM %s)", v.ds.columnList(), v.ds.segTable(s))
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), s.first, v.plan.PartialSQL(src))); err != nil {
 			return fmt.Errorf("partials of offsets %d-%d: %w", s.first, s.end, err)
 		}
