@@ -57,6 +57,14 @@ func DecodeArrowIPC(r io.Reader, spec *dataset.Spec, mem memory.Allocator, lim L
 			rec, err = nil, fmt.Errorf("read Arrow IPC stream: malformed data: %v", p)
 		}
 	}()
+	// A stream of one batch whose columns have the dataset's types, as the
+	// duet client sends, is used as it is: no value is copied.
+	var only arrow.RecordBatch
+	defer func() {
+		if only != nil {
+			only.Release()
+		}
+	}()
 	rows := 0
 	for rd.Next() {
 		batch := rd.RecordBatch()
@@ -67,15 +75,22 @@ func DecodeArrowIPC(r io.Reader, spec *dataset.Spec, mem memory.Allocator, lim L
 		if err := lim.check(rows + n); err != nil {
 			return nil, err
 		}
-		for i, src := range plan.src {
-			col := spec.Columns[i]
-			if src < 0 {
-				b.Field(i).AppendNulls(n)
-				continue
-			}
-			if err := appendArrowColumn(b.Field(i), col, i == plan.timeIdx, batch.Column(src), rows); err != nil {
+		if rows == 0 && plan.asIs(batch, spec) {
+			batch.Retain()
+			only = batch
+			rows = n
+			continue
+		}
+		if only != nil {
+			// A second batch: the first is converted after all.
+			if err := plan.append(b, only, spec, 0); err != nil {
 				return nil, err
 			}
+			only.Release()
+			only = nil
+		}
+		if err := plan.append(b, batch, spec, rows); err != nil {
+			return nil, err
 		}
 		rows += n
 	}
@@ -85,7 +100,57 @@ func DecodeArrowIPC(r io.Reader, spec *dataset.Spec, mem memory.Allocator, lim L
 	if rows == 0 {
 		return nil, ErrNoRows
 	}
+	if only != nil {
+		return plan.project(only, spec, mem), nil
+	}
 	return b.NewRecordBatch(), nil
+}
+
+// asIs reports whether batch needs no conversion: every field it has is of
+// its column's type, and the time column has no nulls to reject.
+func (p columnPlan) asIs(batch arrow.RecordBatch, spec *dataset.Spec) bool {
+	for i, src := range p.src {
+		if src < 0 {
+			continue
+		}
+		col := batch.Column(src)
+		if !arrow.TypeEqual(col.DataType(), spec.Columns[i].Type.ArrowType()) || (i == p.timeIdx && col.NullN() > 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// project gives batch's columns in the dataset's order, nulls for those it
+// lacks, sharing its buffers.
+func (p columnPlan) project(batch arrow.RecordBatch, spec *dataset.Spec, mem memory.Allocator) arrow.RecordBatch {
+	n := batch.NumRows()
+	cols := make([]arrow.Array, len(p.src))
+	for i, src := range p.src {
+		if src >= 0 {
+			cols[i] = batch.Column(src)
+			continue
+		}
+		cols[i] = array.MakeArrayOfNull(mem, spec.Columns[i].Type.ArrowType(), int(n))
+		defer cols[i].Release()
+	}
+	return array.NewRecordBatch(spec.ArrowSchema(), cols, n)
+}
+
+// append converts batch's columns into b; rowBase is the number of rows
+// before it, for row numbers in errors.
+func (p columnPlan) append(b *array.RecordBuilder, batch arrow.RecordBatch, spec *dataset.Spec, rowBase int) error {
+	n := int(batch.NumRows())
+	for i, src := range p.src {
+		if src < 0 {
+			b.Field(i).AppendNulls(n)
+			continue
+		}
+		if err := appendArrowColumn(b.Field(i), spec.Columns[i], i == p.timeIdx, batch.Column(src), rowBase); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // validateBatch checks a decoded batch's buffers before any value is read,
