@@ -312,13 +312,11 @@ func (x *execution) selectQuery(text string, rewritten bool) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	nullColumns, err := x.checkReadOnly(conn, text, rewritten)
+	nullColumns, tree, err := x.checkReadOnly(conn, text, rewritten)
 	if err != nil {
 		return nil, err
 	}
-	if text, err = x.qualifySystemTables(conn, text); err != nil {
-		return nil, err
-	}
+	text = x.resolveTables(text, tree)
 	rows, err := conn.QueryContext(x.ctx, text)
 	if err != nil {
 		return nil, err
@@ -379,18 +377,19 @@ type serializedSQL struct {
 }
 
 // checkReadOnly admits text only if DuckDB parses it as exactly one SELECT
-// statement: json_serialize_sql serializes nothing else. It also reports,
-// per select list entry, whether it is a bare NULL literal, which Trino
-// types unknown (DuckDB reports INTEGER).
-func (x *execution) checkReadOnly(conn *sql.Conn, text string, rewritten bool) ([]bool, error) {
+// statement (json_serialize_sql serializes nothing else) that reads nothing
+// outside the sandbox. It also reports, per select list entry, whether it
+// is a bare NULL literal, which Trino types unknown (DuckDB reports
+// INTEGER), and returns the parse tree.
+func (x *execution) checkReadOnly(conn *sql.Conn, text string, rewritten bool) ([]bool, any, error) {
 	var js string
 	// json_serialize_sql takes only a constant, not a parameter.
 	if err := conn.QueryRowContext(x.ctx, "SELECT CAST(json_serialize_sql("+dataset.QuoteString(text)+") AS VARCHAR)").Scan(&js); err != nil {
-		return nil, fmt.Errorf("parse statement: %w", err)
+		return nil, nil, fmt.Errorf("parse statement: %w", err)
 	}
 	var parsed serializedSQL
 	if err := json.Unmarshal([]byte(js), &parsed); err != nil {
-		return nil, fmt.Errorf("read json_serialize_sql output: %w", err)
+		return nil, nil, fmt.Errorf("read json_serialize_sql output: %w", err)
 	}
 	if parsed.Error {
 		if parsed.ErrorType == "parser" {
@@ -399,31 +398,40 @@ func (x *execution) checkReadOnly(conn *sql.Conn, text string, rewritten bool) (
 			if _, err := fmt.Sscan(parsed.Position, &pos); err == nil && !rewritten {
 				qe.line, qe.column = lineColumn(text, pos)
 			}
-			return nil, qe
+			return nil, nil, qe
 		}
-		return nil, denied(text)
+		return nil, nil, denied(text)
 	}
 	switch len(parsed.Statements) {
 	case 0:
-		return nil, newQueryError(errSyntax, "the statement is empty: send one SQL statement")
+		return nil, nil, newQueryError(errSyntax, "the statement is empty: send one SQL statement")
 	case 1:
 	default:
-		return nil, newQueryError(errSyntax, "multiple statements are not supported: send one statement per request")
+		return nil, nil, newQueryError(errSyntax, "multiple statements are not supported: send one statement per request")
+	}
+	dec := json.NewDecoder(strings.NewReader(js))
+	dec.UseNumber() // query_location may be 2^64-1 (unknown)
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return nil, nil, fmt.Errorf("read json_serialize_sql output: %w", err)
+	}
+	if qe := checkSandbox(tree, x.g.cfg.Catalog); qe != nil {
+		return nil, nil, qe
 	}
 	node := parsed.Statements[0].Node
 	if node.Type != "SELECT_NODE" {
-		return nil, nil
+		return nil, tree, nil
 	}
 	nulls := make([]bool, len(node.SelectList))
 	for i, e := range node.SelectList {
 		if e.Class == "STAR" || e.Class == "COLUMNS" {
-			return nil, nil // column positions are unknown before binding
+			return nil, tree, nil // column positions are unknown before binding
 		}
 		if e.Class == "CONSTANT" && e.Value != nil && e.Value.IsNull && e.Value.Type.ID == "NULL" {
 			nulls[i] = true
 		}
 	}
-	return nulls, nil
+	return nulls, tree, nil
 }
 
 // stream encodes the outcome's rows into pages of at most PageRows rows and

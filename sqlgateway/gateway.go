@@ -138,6 +138,9 @@ func New(cfg Config, db *sql.DB, logger *slog.Logger, reg prometheus.Registerer)
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if err := installInfoSchema(context.Background(), db, cfg.Catalog); err != nil {
+		return nil, fmt.Errorf("sqlgateway: %w", err)
+	}
 	g := &Gateway{
 		cfg:     cfg,
 		db:      db,

@@ -77,7 +77,12 @@ type testGateway struct {
 
 func startGateway(t *testing.T, cfg Config) *testGateway {
 	t.Helper()
-	db := newEngine(t)
+	return startGatewayOn(t, cfg, newEngine(t))
+}
+
+// startGatewayOn serves a gateway over db.
+func startGatewayOn(t *testing.T, cfg Config, db *sql.DB) *testGateway {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := New(cfg, db, logger, reg)

@@ -1,6 +1,7 @@
 package sqlgateway
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -22,45 +23,77 @@ func hiddenSchema(name string) bool { return strings.HasPrefix(name, "__") }
 // reads it as a table of the session catalog's schema system.
 const systemSchema = "system"
 
-// qualifySystemTables prefixes the catalog to every table reference
-// system.<table> of a query, as Trino would resolve it. DuckDB's parse tree
-// finds the table references (not column references such as alias.column),
-// and the prefix is spliced into the text the client sent, so the rest of
-// the query reaches DuckDB as written.
-func (x *execution) qualifySystemTables(conn *sql.Conn, text string) (string, error) {
-	toks, qe := lex(text)
-	if qe != nil {
-		return text, nil
+// infoSchema holds duet's views of information_schema's tables: DuckDB's
+// list every catalog's objects, duet's internal ones included, and a schema
+// of that name cannot be created in duet's catalog to shadow them.
+const infoSchema = "__duet_information_schema"
+
+// infoTables are the information_schema tables BI tools read on connect.
+var infoTables = map[string]string{
+	"schemata": "catalog_name", "tables": "table_catalog", "columns": "table_catalog", "views": "table_catalog",
+}
+
+// installInfoSchema creates duet's information_schema views: DuckDB's own,
+// restricted to the catalog's visible schemas.
+func installInfoSchema(ctx context.Context, db *sql.DB, catalog string) error {
+	schemaCol := map[string]string{"schemata": "schema_name", "tables": "table_schema", "columns": "table_schema", "views": "table_schema"}
+	stmts := []string{"CREATE SCHEMA IF NOT EXISTS " + dataset.QuoteIdent(catalog) + "." + infoSchema}
+	for table, catCol := range infoTables {
+		stmts = append(stmts, fmt.Sprintf(
+			`CREATE OR REPLACE VIEW %s.%s.%s AS SELECT * FROM system.information_schema.%s WHERE %s = %s AND NOT starts_with(%s, '__')`,
+			dataset.QuoteIdent(catalog), infoSchema, table, table, catCol, dataset.QuoteString(catalog), schemaCol[table]))
 	}
-	at := map[int]bool{}
-	for _, t := range toks {
-		if (t.kind == tokWord || t.kind == tokQuoted) && strings.EqualFold(t.text, systemSchema) {
-			at[t.start] = true
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("information_schema views: %w", err)
 		}
 	}
-	if len(at) == 0 {
-		return text, nil
+	return nil
+}
+
+// resolveTables rewrites a query's table references the way Trino would
+// resolve them, where DuckDB would not: system.<table> is the session
+// catalog's schema system (DuckDB finds its own catalog of that name
+// ambiguous), and information_schema.<table> (or <catalog>.information_schema)
+// lists only the catalog's visible objects. The references are found in
+// DuckDB's parse tree (not column references such as alias.column) and the
+// text the client sent is spliced, so the rest reaches DuckDB as written.
+func (x *execution) resolveTables(text string, tree any) string {
+	toks, qe := lex(text)
+	if qe != nil {
+		return text
 	}
-	var js string
-	if err := conn.QueryRowContext(x.ctx, "SELECT CAST(json_serialize_sql("+dataset.QuoteString(text)+") AS VARCHAR)").Scan(&js); err != nil {
-		return "", fmt.Errorf("parse statement: %w", err)
+	at := map[int]int{}
+	for i, t := range toks {
+		at[t.start] = i
 	}
-	dec := json.NewDecoder(strings.NewReader(js))
-	dec.UseNumber() // query_location may be 2^64-1 (unknown)
-	var tree any
-	if err := dec.Decode(&tree); err != nil {
-		return "", fmt.Errorf("read json_serialize_sql output: %w", err)
+	type splice struct {
+		start, end int
+		with       string
 	}
-	var refs []int
+	var edits []splice
+	catalog := dataset.QuoteIdent(x.g.cfg.Catalog)
 	var walk func(n any)
 	walk = func(n any) {
 		switch n := n.(type) {
 		case map[string]any:
-			if n["type"] == "BASE_TABLE" && n["catalog_name"] == "" {
-				if s, _ := n["schema_name"].(string); strings.EqualFold(s, systemSchema) {
-					num, _ := n["query_location"].(json.Number)
-					if loc, err := num.Int64(); err == nil && at[int(loc)] {
-						refs = append(refs, int(loc))
+			if n["type"] == "BASE_TABLE" {
+				cat, _ := n["catalog_name"].(string)
+				schema, _ := n["schema_name"].(string)
+				table, _ := n["table_name"].(string)
+				num, _ := n["query_location"].(json.Number)
+				loc, err := num.Int64()
+				i, ok := at[int(loc)]
+				switch {
+				case err != nil || !ok:
+				case cat == "" && strings.EqualFold(schema, systemSchema):
+					edits = append(edits, splice{toks[i].start, toks[i].start, catalog + "."})
+				case strings.EqualFold(schema, "information_schema") && infoTables[strings.ToLower(table)] != "":
+					switch {
+					case cat == "":
+						edits = append(edits, splice{toks[i].start, toks[i].end, catalog + "." + infoSchema})
+					case (strings.EqualFold(cat, x.g.cfg.Catalog) || strings.EqualFold(cat, "system")) && i+2 < len(toks):
+						edits = append(edits, splice{toks[i].start, toks[i+2].end, catalog + "." + infoSchema})
 					}
 				}
 			}
@@ -74,14 +107,14 @@ func (x *execution) qualifySystemTables(conn *sql.Conn, text string) (string, er
 		}
 	}
 	walk(tree)
-	slices.Sort(refs)
-	prefix := dataset.QuoteIdent(x.g.cfg.Catalog) + "."
-	for i := len(refs) - 1; i >= 0; i-- {
-		if i == len(refs)-1 || refs[i] != refs[i+1] {
-			text = text[:refs[i]] + prefix + text[refs[i]:]
+	slices.SortFunc(edits, func(a, b splice) int { return b.start - a.start })
+	for i, e := range edits {
+		if i > 0 && e.start == edits[i-1].start {
+			continue
 		}
+		text = text[:e.start] + e.with + text[e.end:]
 	}
-	return text, nil
+	return text
 }
 
 func (x *execution) checkCatalog(name string) error {
