@@ -30,6 +30,17 @@ type Config struct {
 	MaxRetryDelay time.Duration
 	// OnRetry, if set, is told before each wait, so a CLI can say why it pauses.
 	OnRetry func(RetryEvent)
+	// Credentials authenticate every request, for a server that requires it.
+	Credentials Credentials
+}
+
+// Credentials are a bearer token (a JWT), or a user and password, which are
+// sent only over https. A server with authentication runs SQL as the
+// authenticated user.
+type Credentials struct {
+	User     string
+	Password string
+	Token    string
 }
 
 // RetryEvent describes one wait before Ingest resends a body.
@@ -67,6 +78,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("retry_delay %s: must not be negative", c.RetryDelay)
 	case c.MaxRetryDelay < c.RetryDelay:
 		return fmt.Errorf("max_retry_delay %s: must be at least retry_delay (%s)", c.MaxRetryDelay, c.RetryDelay)
+	case c.Credentials.Password != "" && c.Credentials.User == "":
+		return errors.New("credentials: a password needs a user")
+	case c.Credentials.Password != "" && c.Credentials.Token != "":
+		return errors.New("credentials: give a token or a user and password, not both")
 	}
 	return nil
 }
@@ -93,6 +108,9 @@ func NewWithConfig(baseURL string, httpClient *http.Client, cfg Config) (*Client
 	u, err := parseBaseURL(baseURL)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Credentials.Password != "" && u.Scheme != "https" {
+		return nil, fmt.Errorf("server URL %q: a password is sent only over https", baseURL)
 	}
 	if httpClient == nil {
 		httpClient = defaultHTTPClient()
@@ -231,6 +249,12 @@ func (c *Client) send(ctx context.Context, method, target, contentType string, b
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	switch cr := c.cfg.Credentials; {
+	case cr.Token != "":
+		req.Header.Set("Authorization", "Bearer "+cr.Token)
+	case cr.Password != "":
+		req.SetBasicAuth(cr.User, cr.Password)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {

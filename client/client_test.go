@@ -362,6 +362,58 @@ func TestTrinoDSN(t *testing.T) {
 	}
 }
 
+func TestCredentials(t *testing.T) {
+	var got []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/datasets", func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Authorization"))
+		writeJSON(w, 200, api.DatasetList{})
+	})
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	for _, c := range []struct {
+		creds      Credentials
+		authHeader string
+		dsn        string // of TrinoDSN("")
+	}{
+		{Credentials{}, "", "https://HOST?catalog=duet&schema=views"},
+		{Credentials{Token: "t.o.k"}, "Bearer t.o.k", "https://HOST?accessToken=t.o.k&catalog=duet&schema=views"},
+		{Credentials{User: "ana", Password: "p@ss"}, "Basic YW5hOnBAc3M=", "https://ana:p%40ss@HOST?catalog=duet&schema=views"},
+	} {
+		got = nil
+		cl, err := NewWithConfig(srv.URL, srv.Client(), Config{Credentials: c.creds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.ListDatasets(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != c.authHeader {
+			t.Errorf("%+v: Authorization %q, want %q", c.creds, got, c.authHeader)
+		}
+		host := strings.TrimPrefix(srv.URL, "https://")
+		if dsn := strings.Replace(cl.TrinoDSN(""), host, "HOST", 1); dsn != c.dsn {
+			t.Errorf("%+v: TrinoDSN = %q, want %q", c.creds, dsn, c.dsn)
+		}
+		if _, err := trino.ParseDSN(cl.TrinoDSN("")); err != nil {
+			t.Errorf("%+v: trino refuses the DSN: %v", c.creds, err)
+		}
+	}
+	for _, c := range []struct {
+		url   string
+		creds Credentials
+		want  string
+	}{
+		{"http://h:1", Credentials{User: "ana", Password: "x"}, "a password is sent only over https"},
+		{"https://h:1", Credentials{Password: "x"}, "a password needs a user"},
+		{"https://h:1", Credentials{User: "ana", Password: "x", Token: "t"}, "a token or a user and password, not both"},
+	} {
+		if _, err := NewWithConfig(c.url, nil, Config{Credentials: c.creds}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %+v: got %v, want an error saying %q", c.url, c.creds, err, c.want)
+		}
+	}
+}
+
 func TestNewRejectsBadURLs(t *testing.T) {
 	for _, s := range []string{"127.0.0.1:8080", "ftp://x", "http://", "http://h:1/prefix", "http://u@h:1"} {
 		if _, err := New(s, nil); err == nil {

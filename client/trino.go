@@ -10,14 +10,24 @@ import (
 
 // TrinoDSN is the data source name under which trino-go-client (driver
 // "trino") reaches this server's SQL gateway as user, in catalog duet and
-// schema views: http://user@host:port?catalog=duet&schema=views.
+// schema views: http://user@host:port?catalog=duet&schema=views. It carries
+// the client's Credentials: a token as accessToken, with which an empty user
+// means the token's; a password, with which the user is Credentials.User
+// (the driver sends one user for both).
 func (c *Client) TrinoDSN(user string) string {
-	u := url.URL{
-		Scheme:   c.base.Scheme,
-		User:     url.User(user),
-		Host:     c.base.Host,
-		RawQuery: url.Values{"catalog": {"duet"}, "schema": {"views"}}.Encode(),
+	q := url.Values{"catalog": {"duet"}, "schema": {"views"}}
+	u := url.URL{Scheme: c.base.Scheme, Host: c.base.Host}
+	cr := c.cfg.Credentials
+	switch {
+	case cr.Password != "":
+		u.User = url.UserPassword(cr.User, cr.Password)
+	case user != "":
+		u.User = url.User(user)
 	}
+	if cr.Token != "" {
+		q.Set("accessToken", cr.Token)
+	}
+	u.RawQuery = q.Encode()
 	return u.String()
 }
 

@@ -57,7 +57,7 @@ func TestSystemTablesThroughTrino(t *testing.T) {
 	}
 
 	// Listed and typed as Trino clients see them.
-	tables := "datasets freshness jobs speed_segments view_versions views"
+	tables := "datasets freshness jobs queries speed_segments view_versions views"
 	if got := fmt.Sprint(scanAll(t, db, "SHOW TABLES FROM system")); got != fmt.Sprint(rowsOf(strings.Fields(tables))) {
 		t.Fatalf("SHOW TABLES FROM system = %s, want %s", got, tables)
 	}
@@ -94,6 +94,19 @@ func TestSystemTablesThroughTrino(t *testing.T) {
 	if err := db.QueryRowContext(ctx, "SELECT lag_records FROM system.freshness WHERE view = ?", "delays").Scan(&lag); err != nil || lag != 50 {
 		t.Fatalf("prepared query over system.freshness: %d, %v; want 50", lag, err)
 	}
+	// The gateway's query history, this test's own queries included.
+	if _, err := db.ExecContext(ctx, "SELECT nosuch FROM system.views"); err == nil {
+		t.Fatal("a query of a missing column succeeded")
+	}
+	got = scanAll(t, db, `SELECT "user", source, state, rows, error_name, started_at IS NOT NULL, ended_at >= created_at, elapsed_ms >= queued_ms
+		FROM system.queries WHERE sql IN ('SELECT dataset, time_column, log_end_offset FROM system.datasets', 'SELECT nosuch FROM system.views') ORDER BY created_at`)
+	if fmt.Sprint(got) != "[[e2e trino-go-client FINISHED 1 <nil> true true true] [e2e trino-go-client FAILED 0 COLUMN_NOT_FOUND true true true]]" {
+		t.Fatalf("system.queries = %v", got)
+	}
+	if got := scanAll(t, db, "SELECT state, ended_at IS NULL FROM system.queries WHERE sql LIKE '%this very query%'"); fmt.Sprint(got) != "[[RUNNING true]]" {
+		t.Fatalf("system.queries lists the running query as %v", got)
+	}
+
 	// The session schema system resolves unqualified names.
 	sysDB, err := sql.Open("trino", strings.Replace(p.client.TrinoDSN("e2e"), "schema=views", "schema=system", 1))
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
+	"github.com/duet-analytics/duet/internal/auth"
 	"github.com/duet-analytics/duet/internal/engine"
 	"github.com/duet-analytics/duet/internal/executor"
 	"github.com/duet-analytics/duet/scheduler"
@@ -18,6 +20,12 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Listen is the HTTP address of the API and the SQL gateway.
 	Listen string `yaml:"listen"`
+	// TLSCertFile and TLSKeyFile (PEM), when set, make Listen serve HTTPS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// Auth says how clients authenticate; it is required unless Listen is a
+	// loopback address.
+	Auth auth.Config `yaml:"auth"`
 	// Engine bounds the embedded query engine.
 	Engine engine.Config `yaml:"engine"`
 	// SegmentMaxRecords and SegmentMaxAge decide when the speed layer seals
@@ -48,6 +56,13 @@ type Config struct {
 	// QueryTimeout bounds one SQL query; it must be shorter than GCGrace so
 	// no query outlives the files of the version it started on.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// QueryMaxConcurrent, QueryMaxQueued, QueryMaxRows and QueryHistory
+	// bound the SQL gateway's queries (see sqlgateway.Config; zero takes
+	// its defaults).
+	QueryMaxConcurrent int   `yaml:"query_max_concurrent"`
+	QueryMaxQueued     int   `yaml:"query_max_queued"`
+	QueryMaxRows       int64 `yaml:"query_max_rows"`
+	QueryHistory       int   `yaml:"query_history"`
 
 	// archiveBucket, when set, wraps the bucket the speed layer archives to
 	// (tests gate uploads with it).
@@ -83,8 +98,12 @@ func (c *Config) Validate() error {
 	if c.Listen == "" {
 		c.Listen = d.Listen
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
 		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if err := c.validateSecurity(host); err != nil {
+		return err
 	}
 	if c.KeepVersions == 0 {
 		c.KeepVersions = d.KeepVersions
@@ -128,4 +147,32 @@ func (c *Config) Validate() error {
 		return errors.New("segment_max_records, segment_max_age and max_ingest_bytes must be positive")
 	}
 	return c.Scheduler.Validate()
+}
+
+// validateSecurity refuses to expose the server unauthenticated, and
+// passwords over plain HTTP (Trino refuses them too).
+func (c *Config) validateSecurity(listenHost string) error {
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("tls_cert_file and tls_key_file: set both (--tls-cert and --tls-key) or neither")
+	}
+	if err := c.Auth.Validate(); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	if c.Auth.PasswordFile != "" && c.TLSCertFile == "" {
+		return errors.New("auth password_file: password authentication needs TLS, or passwords cross the network in clear: set --tls-cert and --tls-key")
+	}
+	if !c.Auth.Enabled() && !isLoopback(listenHost) {
+		return fmt.Errorf("listen %q: not a loopback address, so clients must authenticate: set --auth-password-file (with --tls-cert and --tls-key), --auth-jwt-secret-file or --auth-jwks-file, or listen on 127.0.0.1", c.Listen)
+	}
+	return nil
+}
+
+// isLoopback reports whether host only reaches this machine; a host name
+// other than localhost may resolve anywhere, so it is not.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

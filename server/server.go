@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/duet-analytics/duet/batchlayer"
+	"github.com/duet-analytics/duet/internal/auth"
 	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/engine"
 	"github.com/duet-analytics/duet/internal/executor"
@@ -82,6 +84,10 @@ func (s *Server) dir(parts ...string) string {
 
 func (s *Server) open(ctx context.Context) error {
 	cfg := s.cfg
+	authn, tlsCfg, err := security(cfg)
+	if err != nil {
+		return err
+	}
 	for _, d := range []string{s.dir(), s.dir("objects"), s.dir("scratch"), s.dir("engine-tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("data dir: %w", err)
@@ -136,18 +142,48 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.load(ctx); err != nil {
 		return err
 	}
-	if err := serving.RegisterSystem(ctx, s.db, serving.SystemConfig{Catalog: s.cat, Speed: s.speed}); err != nil {
-		return err
-	}
-	s.gateway, err = sqlgateway.New(sqlgateway.Config{Catalog: engine.Catalog, QueryTimeout: cfg.QueryTimeout}, s.db, s.logger.With("component", "sqlgateway"), s.registry)
+	s.gateway, err = sqlgateway.New(sqlgateway.Config{
+		Catalog: engine.Catalog, QueryTimeout: cfg.QueryTimeout,
+		MaxConcurrent: cfg.QueryMaxConcurrent, MaxQueued: cfg.QueryMaxQueued, MaxResultRows: cfg.QueryMaxRows, HistorySize: cfg.QueryHistory,
+	}, s.db, s.logger.With("component", "sqlgateway"), s.registry)
 	if err != nil {
 		return err
+	}
+	if err := serving.RegisterSystem(ctx, s.db, serving.SystemConfig{Catalog: s.cat, Speed: s.speed, Queries: s.gateway}); err != nil {
+		return err
+	}
+	handler := s.routes()
+	if authn != nil {
+		handler = authn.Handler(handler, "/healthz")
 	}
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if tlsCfg != nil {
+		s.listener = tls.NewListener(s.listener, tlsCfg)
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	return nil
+}
+
+// security loads what authentication and TLS need (nil when off), so a bad
+// file stops the server before it opens anything.
+func security(cfg Config) (*auth.Authenticator, *tls.Config, error) {
+	var authn *auth.Authenticator
+	if cfg.Auth.Enabled() {
+		var err error
+		if authn, err = auth.New(cfg.Auth); err != nil {
+			return nil, nil, fmt.Errorf("auth: %w", err)
+		}
+	}
+	if cfg.TLSCertFile == "" {
+		return authn, nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls certificate %s and key %s: %w", cfg.TLSCertFile, cfg.TLSKeyFile, err)
+	}
+	return authn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // load brings every dataset and view in the catalog back into the speed
@@ -289,7 +325,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.Serve(s.listener) }()
-	s.logger.Info("duet serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir)
+	s.logger.Info("duet serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir, "tls", s.cfg.TLSCertFile != "", "auth", s.cfg.Auth.Enabled())
 
 	var runErr error
 	select {

@@ -17,6 +17,7 @@ import (
 	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/engine"
 	"github.com/duet-analytics/duet/speedlayer"
+	"github.com/duet-analytics/duet/sqlgateway"
 )
 
 // The system schema (duet.system) holds duet's own metadata as tables that
@@ -45,10 +46,17 @@ type SystemSpeed interface {
 	DatasetStatus(name string) (speedlayer.DatasetStatus, error)
 }
 
+// SystemQueries is the SQL gateway's record of queries.
+type SystemQueries interface {
+	Queries() []sqlgateway.QueryInfo
+}
+
 // SystemConfig holds what the system tables read.
 type SystemConfig struct {
 	Catalog SystemCatalog
 	Speed   SystemSpeed
+	// Queries feeds system.queries; without it the table is empty.
+	Queries SystemQueries
 	// Now is the clock lag is measured against; time.Now when nil.
 	Now func() time.Time
 }
@@ -194,7 +202,7 @@ const (
 )
 
 func systemTables(cfg SystemConfig) []*systemTable {
-	s := &systemSources{cat: cfg.Catalog, speed: cfg.Speed, now: cfg.Now}
+	s := &systemSources{cat: cfg.Catalog, speed: cfg.Speed, queryLog: cfg.Queries, now: cfg.Now}
 	return []*systemTable{
 		{
 			name:    "freshness",
@@ -301,17 +309,57 @@ func systemTables(cfg SystemConfig) []*systemTable {
 			},
 			rows: s.jobs,
 		},
-		// system.queries (query history: user, SQL, state, timings, rows,
-		// error) belongs here once the SQL gateway keeps one: a source the
-		// gateway implements, added to SystemConfig, and a table reading it.
+		{
+			name:    "queries",
+			comment: "Queries of the SQL gateway, newest first: those queued or running and the latest finished ones (the gateway keeps its history_size, since it started)",
+			columns: []systemColumn{
+				{"query_id", "query id, as clients see it", tVarchar},
+				{"user", "the session user", tVarchar},
+				{"source", "the client's X-Trino-Source", tVarchar},
+				{"sql", "the statement", tVarchar},
+				{"state", "QUEUED, RUNNING, FINISHED, FAILED or CANCELED", tVarchar},
+				{"created_at", "when it was submitted", tTimestamp},
+				{"started_at", "when it started running, after waiting for a query slot; NULL while queued", tTimestamp},
+				{"ended_at", "when it ended; NULL until then", tTimestamp},
+				{"queued_ms", "time spent waiting for a query slot, in milliseconds", tBigint},
+				{"elapsed_ms", "time from submission to its end (or now), in milliseconds", tBigint},
+				{"rows", "result rows produced", tBigint},
+				{"error_name", "Trino error name of a failed or cancelled query", tVarchar},
+				{"error", "its error message", tVarchar},
+			},
+			rows: s.queries,
+		},
 	}
 }
 
 // systemSources reads the rows of every system table.
 type systemSources struct {
-	cat   SystemCatalog
-	speed SystemSpeed
-	now   func() time.Time
+	cat      SystemCatalog
+	speed    SystemSpeed
+	queryLog SystemQueries
+	now      func() time.Time
+}
+
+func (s *systemSources) queries(context.Context) ([][]any, error) {
+	if s.queryLog == nil {
+		return nil, nil
+	}
+	now := s.now()
+	var rows [][]any
+	for _, q := range s.queryLog.Queries() {
+		end := q.Ended
+		if end.IsZero() {
+			end = now
+		}
+		queued := end.Sub(q.Created)
+		if !q.Started.IsZero() {
+			queued = q.Started.Sub(q.Created)
+		}
+		rows = append(rows, []any{q.ID, q.User, nullString(q.Source), q.SQL, q.State, q.Created,
+			nullTime(q.Started), nullTime(q.Ended), queued.Milliseconds(), end.Sub(q.Created).Milliseconds(), q.Rows,
+			nullString(q.ErrorName), nullString(q.Error)})
+	}
+	return rows, nil
 }
 
 func (s *systemSources) freshness(ctx context.Context) ([][]any, error) {

@@ -38,6 +38,8 @@ var (
 	errShuttingDown    = errorCode{"SERVER_SHUTTING_DOWN", 65545, "INTERNAL_ERROR"}
 	errOutOfMemory     = errorCode{"EXCEEDED_LOCAL_MEMORY_LIMIT", 131079, "INSUFFICIENT_RESOURCES"}
 	errTimeLimit       = errorCode{"EXCEEDED_TIME_LIMIT", 131075, "INSUFFICIENT_RESOURCES"}
+	errResources       = errorCode{"GENERIC_INSUFFICIENT_RESOURCES", 131072, "INSUFFICIENT_RESOURCES"}
+	errQueueFull       = errorCode{"QUERY_QUEUE_FULL", 131074, "INSUFFICIENT_RESOURCES"}
 )
 
 // queryError is a failure reported to the client in the error object of a

@@ -74,6 +74,21 @@ type execution struct {
 
 	conn      *sql.Conn
 	schemaSet bool
+	// rows counts the result rows produced.
+	rows int64
+}
+
+// admit waits for a query slot; the query's context ending first (cancel,
+// timeout, shutdown) fails it as it would fail a running query.
+func (g *Gateway) admit(q *query) *queryError {
+	if err := g.admission.acquire(q.ctx, q.sess.user); err != nil {
+		if qe, ok := err.(*queryError); ok {
+			return qe
+		}
+		return canceledError(q.ctx)
+	}
+	q.started.Store(time.Now().UnixNano())
+	return nil
 }
 
 // produce runs q and feeds its pages to the polling clients.
@@ -86,9 +101,13 @@ func (g *Gateway) produce(q *query, sessErr *queryError) {
 	var last *batch
 	qe := sessErr
 	if qe == nil {
-		last, qe = x.runRecovered()
+		qe = g.admit(q)
 	}
-	x.release()
+	if qe == nil {
+		last, qe = x.runRecovered()
+		x.release()
+		g.admission.release(q.sess.user)
+	}
 	g.running.Add(-1)
 
 	state := "finished"
@@ -100,6 +119,12 @@ func (g *Gateway) produce(q *query, sessErr *queryError) {
 		}
 	}
 	elapsed := time.Since(q.created)
+	info := q.info()
+	info.State, info.Ended, info.Rows = strings.ToUpper(state), time.Now(), x.rows
+	if qe != nil {
+		info.ErrorName, info.Error = qe.code.name, qe.message
+	}
+	g.history.add(info)
 	g.metrics.queries.WithLabelValues(state).Inc()
 	g.metrics.duration.Observe(elapsed.Seconds())
 	logAttrs := []any{"query_id", q.id, "user", q.sess.user, "source", q.sess.source, "state", state, "elapsed", elapsed.Round(time.Millisecond)}
@@ -348,7 +373,7 @@ func (x *execution) describeRows(rows *sql.Rows, nullColumns []bool) (*outcome, 
 					ct.Name(), ct.DatabaseTypeName()))
 			}
 		}
-		out.names = append(out.names, ct.Name())
+		out.names = append(out.names, columnName(ct.Name()))
 		out.types = append(out.types, t)
 	}
 	return out, nil
@@ -478,6 +503,10 @@ func (x *execution) stream(out *outcome) (*batch, error) {
 		}
 		page = append(page, ']')
 		n++
+		if x.rows++; x.g.cfg.MaxResultRows > 0 && x.rows > x.g.cfg.MaxResultRows {
+			return nil, newQueryError(errResources, fmt.Sprintf(
+				"the result has more than %d rows, the gateway's limit: aggregate, filter or add a LIMIT", x.g.cfg.MaxResultRows))
+		}
 		more = out.rows.Next()
 		if !more {
 			if err := out.rows.Err(); err != nil {

@@ -43,10 +43,30 @@ type Config struct {
 	// AbandonAfter cancels a query no client has polled for this long.
 	// Default 5m.
 	AbandonAfter time.Duration `yaml:"abandon_after"`
+	// MaxConcurrent bounds the queries running at once; more wait, QUEUED,
+	// and run fairly across users. Default 8.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxQueued bounds the queries waiting; beyond it a query fails with
+	// QUERY_QUEUE_FULL. Default 1000.
+	MaxQueued int `yaml:"max_queued"`
+	// MaxResultRows fails a query whose result has more rows. Default
+	// 1,000,000; -1 means no limit.
+	MaxResultRows int64 `yaml:"max_result_rows"`
+	// HistorySize is how many finished queries system.queries keeps.
+	// Default 1000.
+	HistorySize int `yaml:"history_size"`
 	// Version is the server version clients see in /v1/info and
 	// SELECT version(). Clients parse a leading number from it. Default "476-duet".
 	Version string `yaml:"version"`
 }
+
+// Defaults of the query limits, for flags that show them.
+const (
+	DefaultMaxConcurrent = 8
+	DefaultMaxQueued     = 1000
+	DefaultMaxResultRows = 1_000_000
+	DefaultHistorySize   = 1000
+)
 
 const (
 	defaultCatalog      = "duet"
@@ -83,6 +103,18 @@ func (c Config) withDefaults() Config {
 	if c.Version == "" {
 		c.Version = defaultVersion
 	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if c.MaxQueued == 0 {
+		c.MaxQueued = DefaultMaxQueued
+	}
+	if c.MaxResultRows == 0 {
+		c.MaxResultRows = DefaultMaxResultRows
+	}
+	if c.HistorySize == 0 {
+		c.HistorySize = DefaultHistorySize
+	}
 	return c
 }
 
@@ -99,6 +131,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sqlgateway: query_timeout must be positive, got %s", c.QueryTimeout)
 	case c.AbandonAfter < 0:
 		return fmt.Errorf("sqlgateway: abandon_after must be positive, got %s", c.AbandonAfter)
+	case c.MaxConcurrent < 1 || c.MaxQueued < 1 || c.HistorySize < 1:
+		return fmt.Errorf("sqlgateway: max_concurrent, max_queued and history_size must be at least 1, got %d, %d and %d", c.MaxConcurrent, c.MaxQueued, c.HistorySize)
+	case c.MaxResultRows < -1:
+		return fmt.Errorf("sqlgateway: max_result_rows must be positive, or -1 for no limit, got %d", c.MaxResultRows)
 	case c.Version[0] < '0' || c.Version[0] > '9':
 		return fmt.Errorf("sqlgateway: version %q must start with a number, as clients parse it (e.g. \"476-duet\")", c.Version)
 	}
@@ -123,6 +159,8 @@ type Gateway struct {
 
 	producers sync.WaitGroup
 	running   atomic.Int64
+	admission *admission
+	history   *history
 }
 
 // New creates a Gateway running statements on db. A nil logger discards
@@ -141,6 +179,9 @@ func New(cfg Config, db *sql.DB, logger *slog.Logger, reg prometheus.Registerer)
 	if err := installInfoSchema(context.Background(), db, cfg.Catalog); err != nil {
 		return nil, fmt.Errorf("sqlgateway: %w", err)
 	}
+	if err := installFunctions(context.Background(), db, cfg.Catalog); err != nil {
+		return nil, fmt.Errorf("sqlgateway: %w", err)
+	}
 	g := &Gateway{
 		cfg:     cfg,
 		db:      db,
@@ -148,6 +189,9 @@ func New(cfg Config, db *sql.DB, logger *slog.Logger, reg prometheus.Registerer)
 		started: time.Now(),
 		node:    randomHex(3),
 		queries: map[string]*query{},
+
+		admission: newAdmission(cfg.MaxConcurrent, cfg.MaxQueued),
+		history:   &history{size: cfg.HistorySize},
 	}
 	m, err := newMetrics(reg, g)
 	if err != nil {

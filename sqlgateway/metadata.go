@@ -51,6 +51,12 @@ func installInfoSchema(ctx context.Context, db *sql.DB, catalog string) error {
 	return nil
 }
 
+// splice replaces text[start:end] of a statement with with.
+type splice struct {
+	start, end int
+	with       string
+}
+
 // resolveTables rewrites a query's table references the way Trino would
 // resolve them, where DuckDB would not: system.<table> is the session
 // catalog's schema system (DuckDB finds its own catalog of that name
@@ -58,6 +64,7 @@ func installInfoSchema(ctx context.Context, db *sql.DB, catalog string) error {
 // lists only the catalog's visible objects. The references are found in
 // DuckDB's parse tree (not column references such as alias.column) and the
 // text the client sent is spliced, so the rest reaches DuckDB as written.
+// Calls of Trino's functions are spliced the same way (functionCalls).
 func (x *execution) resolveTables(text string, tree any) string {
 	toks, qe := lex(text)
 	if qe != nil {
@@ -66,10 +73,6 @@ func (x *execution) resolveTables(text string, tree any) string {
 	at := map[int]int{}
 	for i, t := range toks {
 		at[t.start] = i
-	}
-	type splice struct {
-		start, end int
-		with       string
 	}
 	var edits []splice
 	catalog := dataset.QuoteIdent(x.g.cfg.Catalog)
@@ -107,6 +110,7 @@ func (x *execution) resolveTables(text string, tree any) string {
 		}
 	}
 	walk(tree)
+	edits = append(edits, x.functionCalls(tree, toks, at)...)
 	slices.SortFunc(edits, func(a, b splice) int { return b.start - a.start })
 	for i, e := range edits {
 		if i > 0 && e.start == edits[i-1].start {

@@ -38,6 +38,7 @@ type query struct {
 	pages   chan batch
 	failure *queryError // written before pages is closed
 
+	started  atomic.Int64 // unix nanos it was admitted to run, 0 while queued
 	lastPoll atomic.Int64 // unix nanos of the latest request for the query
 	polling  atomic.Int32 // requests in progress
 	doneAt   atomic.Int64 // unix nanos the last document was produced, 0 before
@@ -125,7 +126,11 @@ func (q *query) advance(ctx context.Context, base string, token int64) (*servedD
 		}
 		return q.page(base, token, b), true
 	case <-timer.C:
-		doc := q.document(base, "RUNNING")
+		state := "RUNNING"
+		if q.started.Load() == 0 {
+			state = "QUEUED"
+		}
+		doc := q.document(base, state)
 		doc.Columns = q.columns
 		doc.NextURI = q.nextURI(base, token+1)
 		return render(doc, nil), true

@@ -101,8 +101,11 @@ ingest records, define views over them, watch their builds and query them with S
 	return root
 }
 
-// client returns a client of --server, closed when the command ends.
+// client returns a client of --server, closed when the command ends. It
+// authenticates with $DUET_TOKEN, or $DUET_USER and $DUET_PASSWORD: from the
+// environment, as secrets in flags would show in the process list.
 func (a *app) client(cfg client.Config) (*client.Client, error) {
+	cfg.Credentials = client.Credentials{User: a.getenv("DUET_USER"), Password: a.getenv("DUET_PASSWORD"), Token: a.getenv("DUET_TOKEN")}
 	c, err := client.NewWithConfig(a.server, nil, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)

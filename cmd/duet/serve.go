@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/duet-analytics/duet/server"
+	"github.com/duet-analytics/duet/sqlgateway"
 )
 
 func newServeCmd() *cobra.Command {
@@ -34,7 +35,15 @@ func newServeCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the catalog, object store and event logs")
-	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTP API and the SQL gateway")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTP API and the SQL gateway; other than loopback, it needs an --auth-* flag")
+	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS; needs --tls-key")
+	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key file of --tls-cert")
+	f.StringVar(&cfg.Auth.PasswordFile, "auth-password-file", "", "require a user and password (basic auth, needs --tls-cert) found in this file of user:bcrypt-hash lines (htpasswd -B)")
+	f.StringVar(&cfg.Auth.JWTSecretFile, "auth-jwt-secret-file", "", "accept JWT bearer tokens signed with HS256 by the secret in this file (at least 32 bytes)")
+	f.StringVar(&cfg.Auth.JWKSFile, "auth-jwks-file", "", "accept JWT bearer tokens signed with RS256 by an RSA key of this JWKS file")
+	f.StringVar(&cfg.Auth.JWTIssuer, "auth-jwt-issuer", "", "require this iss claim in bearer tokens")
+	f.StringVar(&cfg.Auth.JWTAudience, "auth-jwt-audience", "", "require this audience in the aud claim of bearer tokens")
+	f.StringVar(&cfg.Auth.JWTUserClaim, "auth-jwt-user-claim", "", `claim of a bearer token naming the user (default "sub")`)
 	f.Int64Var(&cfg.SegmentMaxRecords, "segment-max-records", cfg.SegmentMaxRecords, "seal and archive a speed segment at this many records")
 	f.DurationVar(&cfg.SegmentMaxAge, "segment-max-age", cfg.SegmentMaxAge, "seal and archive a speed segment this long after its first record")
 	f.StringVar(&cfg.Engine.MemoryLimit, "memory-limit", "", `engine memory limit, e.g. "4GB" (default: DuckDB's, 80% of RAM)`)
@@ -45,6 +54,10 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&cfg.KeepVersions, "keep-versions", cfg.KeepVersions, "newest versions of each view kept for rollback (the current one always is)")
 	f.DurationVar(&cfg.GCGrace, "gc-grace", cfg.GCGrace, "how long files of replaced versions and compacted archive files stay before deletion; longer than --query-timeout")
 	f.DurationVar(&cfg.QueryTimeout, "query-timeout", cfg.QueryTimeout, "longest a SQL query may run")
+	f.IntVar(&cfg.QueryMaxConcurrent, "query-max-concurrent", sqlgateway.DefaultMaxConcurrent, "SQL queries running at once; more wait QUEUED, shared fairly between users")
+	f.IntVar(&cfg.QueryMaxQueued, "query-max-queued", sqlgateway.DefaultMaxQueued, "SQL queries waiting; beyond, a query fails with QUERY_QUEUE_FULL")
+	f.Int64Var(&cfg.QueryMaxRows, "query-max-rows", sqlgateway.DefaultMaxResultRows, "rows a SQL query's result may have (-1: no limit)")
+	f.IntVar(&cfg.QueryHistory, "query-history", sqlgateway.DefaultHistorySize, "finished SQL queries system.queries keeps")
 	f.Int64Var(&cfg.CompactionTarget, "compaction-target-bytes", cfg.CompactionTarget, "compaction merges small archive files into files of about this size")
 	f.StringVar(&cfg.CompactionSchedule, "compaction-schedule", cfg.CompactionSchedule, `when to compact every dataset's raw archive (cron, "@hourly"; "" disables)`)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

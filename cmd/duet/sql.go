@@ -55,12 +55,20 @@ query comes from the argument, from -f FILE, or from stdin.
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read the query from this file (- for stdin)")
-	cmd.Flags().StringVar(&user, "user", "", "user the query runs as (default $USER, else duet)")
+	cmd.Flags().StringVar(&user, "user", "", "user the query runs as (default $DUET_USER, else the token's user with $DUET_TOKEN, else $USER, else duet)")
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table, csv or json (one object per line)")
 	return cmd
 }
 
+// defaultUser is the session user when --user is not given. With a token it
+// is left to the server, which takes the token's user.
 func defaultUser(getenv func(string) string) string {
+	if u := getenv("DUET_USER"); u != "" {
+		return u
+	}
+	if getenv("DUET_TOKEN") != "" {
+		return ""
+	}
 	if u := getenv("USER"); u != "" {
 		return u
 	}
