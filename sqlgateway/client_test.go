@@ -343,7 +343,9 @@ func TestClientMetadataStatements(t *testing.T) {
 		}
 	}
 	expect("SHOW CATALOGS", [][]string{{"Catalog"}, {"duet"}})
-	expect("SHOW SCHEMAS", [][]string{{"Schema"}, {"main"}, {"raw"}, {"views"}})
+	expect("SHOW SCHEMAS", [][]string{{"Schema"}, {"information_schema"}, {"main"}, {"raw"}, {"views"}})
+	expect("SHOW TABLES FROM information_schema", [][]string{{"Table"}, {"columns"}, {"schemata"}, {"tables"}, {"views"}})
+	expect("SELECT current_user, CURRENT_USER AS u", [][]string{{"'alice'", "u"}, {"alice", "alice"}})
 	expect("SHOW SCHEMAS FROM duet LIKE 'v%'", [][]string{{"Schema"}, {"views"}})
 	expect("SHOW TABLES", [][]string{{"Table"}, {"totals"}})
 	expect(`SHOW TABLES FROM "duet".raw LIKE 'events\_%' ESCAPE '\'`, [][]string{{"Table"}, {"events_data"}})

@@ -435,6 +435,9 @@ func (x *execution) functionCalls(tree any, toks []token, at map[int]int) []spli
 					edits = append(edits, e)
 				}
 			}
+			if e, ok := currentUser(n, toks, at, x.sess.user); ok {
+				edits = append(edits, e)
+			}
 			for _, v := range n {
 				walk(v)
 			}
@@ -475,6 +478,26 @@ func functionCall(n map[string]any, toks []token, at map[int]int, qualifier stri
 		return splice{t.start, t.end, f.rename}, true
 	}
 	return splice{t.start, t.start, qualifier}, true
+}
+
+// currentUser is the splice that makes current_user the session user (the
+// engine's own is "duckdb"). DuckDB parses it as a column reference, which
+// the binder resolves to its function when no column has that name.
+func currentUser(n map[string]any, toks []token, at map[int]int, user string) (splice, bool) {
+	names, _ := n["column_names"].([]any)
+	if n["class"] != "COLUMN_REF" || len(names) != 1 {
+		return splice{}, false
+	}
+	if name, _ := names[0].(string); !strings.EqualFold(name, "current_user") {
+		return splice{}, false
+	}
+	num, _ := n["query_location"].(json.Number)
+	loc, err := num.Int64()
+	i, ok := at[int(loc)]
+	if err != nil || !ok || toks[i].kind != tokWord {
+		return splice{}, false
+	}
+	return splice{toks[i].start, toks[i].end, dataset.QuoteString(user)}, true
 }
 
 // qualifiedCall matches the functions schema as DuckDB prints it in the

@@ -285,13 +285,6 @@ func (g *Gateway) lookup(id string) *query {
 	return g.queries[id]
 }
 
-// forget removes a query so that its URIs answer 404.
-func (g *Gateway) forget(id string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.queries, id)
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails

@@ -94,7 +94,7 @@ func (g *Gateway) target(r *http.Request) (*query, int64, bool) {
 		return nil, 0, false
 	}
 	q := g.lookup(r.PathValue("id"))
-	if q == nil || q.slug != r.PathValue("slug") {
+	if q == nil || q.slug != r.PathValue("slug") || q.deleted.Load() {
 		return nil, 0, false
 	}
 	return q, token, true
@@ -119,9 +119,13 @@ func (g *Gateway) handleCancelQuery(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// cancelQuery cancels q: its statement URIs answer 404 from now on, and its
+// info URI answers FAILED, as Trino's do, until the query is reaped.
 func (g *Gateway) cancelQuery(q *query) {
 	q.cancel(errCanceledByUser)
-	g.forget(q.id)
+	q.deleted.Store(true)
+	q.state.Store("FAILED")
+	q.doneAt.CompareAndSwap(0, time.Now().UnixNano())
 }
 
 // queryInfo is a short form of Trino's QueryInfo, for the infoUri.

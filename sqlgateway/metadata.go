@@ -3,6 +3,7 @@ package sqlgateway
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/duet-analytics/duet/dataset"
 )
@@ -39,9 +42,20 @@ func installInfoSchema(ctx context.Context, db *sql.DB, catalog string) error {
 	schemaCol := map[string]string{"schemata": "schema_name", "tables": "table_schema", "columns": "table_schema", "views": "table_schema"}
 	stmts := []string{"CREATE SCHEMA IF NOT EXISTS " + dataset.QuoteIdent(catalog) + "." + infoSchema}
 	for table, catCol := range infoTables {
-		stmts = append(stmts, fmt.Sprintf(
-			`CREATE OR REPLACE VIEW %s.%s.%s AS SELECT * FROM system.information_schema.%s WHERE %s = %s AND NOT starts_with(%s, '__')`,
-			dataset.QuoteIdent(catalog), infoSchema, table, table, catCol, dataset.QuoteString(catalog), schemaCol[table]))
+		sel := "*"
+		if table == "columns" {
+			sel = "* REPLACE (" + trinoTypeFunction + "(data_type) AS data_type)"
+		}
+		q := fmt.Sprintf(`CREATE OR REPLACE VIEW %s.%s.%s AS SELECT %s FROM system.information_schema.%s WHERE %s = %s AND NOT starts_with(%s, '__')`,
+			dataset.QuoteIdent(catalog), infoSchema, table, sel, table, catCol, dataset.QuoteString(catalog), schemaCol[table])
+		if table == "schemata" {
+			q += fmt.Sprintf(` UNION ALL SELECT * REPLACE (%s AS catalog_name) FROM system.information_schema.schemata WHERE catalog_name = 'system' AND schema_name = 'information_schema'`,
+				dataset.QuoteString(catalog))
+		}
+		stmts = append(stmts, q)
+	}
+	if err := registerTrinoTypeFunction(ctx, db); err != nil {
+		return err
 	}
 	for _, q := range stmts {
 		if _, err := db.ExecContext(ctx, q); err != nil {
@@ -55,6 +69,43 @@ func installInfoSchema(ctx context.Context, db *sql.DB, catalog string) error {
 type splice struct {
 	start, end int
 	with       string
+}
+
+// trinoTypeFunction names a DuckDB type as Trino does (trinoTypeName), for
+// information_schema.columns.
+const trinoTypeFunction = "__duet_trino_type"
+
+// registerTrinoTypeFunction registers trinoTypeFunction, once per engine.
+func registerTrinoTypeFunction(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", trinoTypeFunction).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	varchar, err := duckdb.NewTypeInfo(duckdb.TYPE_VARCHAR)
+	if err != nil {
+		return err
+	}
+	f := &trinoTypeUDF{config: duckdb.ScalarFuncConfig{InputTypeInfos: []duckdb.TypeInfo{varchar}, ResultTypeInfo: varchar}}
+	if err := duckdb.RegisterScalarUDF(conn, trinoTypeFunction, f); err != nil {
+		return fmt.Errorf("register %s: %w", trinoTypeFunction, err)
+	}
+	return nil
+}
+
+type trinoTypeUDF struct{ config duckdb.ScalarFuncConfig }
+
+func (f *trinoTypeUDF) Config() duckdb.ScalarFuncConfig { return f.config }
+
+func (f *trinoTypeUDF) Executor() duckdb.ScalarFuncExecutor {
+	return duckdb.ScalarFuncExecutor{RowExecutor: func(values []driver.Value) (any, error) {
+		s, _ := values[0].(string)
+		return trinoTypeName(s), nil
+	}}
 }
 
 // resolveTables rewrites a query's table references the way Trino would
@@ -248,6 +299,9 @@ func (x *execution) showSchemas(st *statement) (*outcome, error) {
 		return nil, fmt.Errorf("list schemas: %w", err)
 	}
 	visible := slices.DeleteFunc(all, func(r []any) bool { return hiddenSchema(r[0].(string)) })
+	// Every Trino catalog has one; duet's answers from its own views.
+	visible = append(visible, []any{"information_schema"})
+	slices.SortFunc(visible, func(a, b []any) int { return strings.Compare(a[0].(string), b[0].(string)) })
 	rows, err := filterLike(visible, 0, st)
 	if err != nil {
 		return nil, err
@@ -256,8 +310,18 @@ func (x *execution) showSchemas(st *statement) (*outcome, error) {
 }
 
 func (x *execution) showTables(st *statement) (*outcome, error) {
-	schema, err := x.schemaOf(st.name, "SHOW TABLES")
-	if err != nil {
+	var (
+		schema string
+		err    error
+	)
+	if n := len(st.name); n > 0 && n <= 2 && strings.EqualFold(st.name[n-1], "information_schema") {
+		if n == 2 {
+			if err := x.checkCatalog(st.name[0]); err != nil {
+				return nil, err
+			}
+		}
+		schema = infoSchema
+	} else if schema, err = x.schemaOf(st.name, "SHOW TABLES"); err != nil {
 		return nil, err
 	}
 	all, err := x.queryStrings(`SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?

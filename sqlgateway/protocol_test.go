@@ -164,6 +164,10 @@ func TestProtocolDeleteCancelsTheQuery(t *testing.T) {
 		return tg.metric(t, "duet_sqlgateway_running_queries", nil) == 0 &&
 			tg.metric(t, "duet_sqlgateway_queries_total", map[string]string{"state": "canceled"}) == 1
 	})
+	// Its info URI answers FAILED, as Trino's does, until it is reaped.
+	if d := c.get(tg.srv.URL + "/v1/query/" + post.ID); d.status != http.StatusOK || !strings.Contains(string(d.body), `"state":"FAILED"`) {
+		t.Errorf("GET /v1/query after DELETE: %d %s, want 200 with state FAILED", d.status, d.body)
+	}
 	// trino-go-client's DELETE /v1/query/{id}, also for a forgotten query.
 	if d := c.do(http.MethodDelete, tg.srv.URL+"/v1/query/"+post.ID, "", nil); d.status != http.StatusNoContent {
 		t.Errorf("DELETE /v1/query: %d, want 204", d.status)

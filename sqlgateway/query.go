@@ -39,6 +39,7 @@ type query struct {
 	failure *queryError // written before pages is closed
 
 	started  atomic.Int64 // unix nanos it was admitted to run, 0 while queued
+	deleted  atomic.Bool  // cancelled by a client's DELETE
 	lastPoll atomic.Int64 // unix nanos of the latest request for the query
 	polling  atomic.Int32 // requests in progress
 	doneAt   atomic.Int64 // unix nanos the last document was produced, 0 before
@@ -85,7 +86,9 @@ func (q *query) touch() { q.lastPoll.Store(time.Now().UnixNano()) }
 
 // document builds the part every document has.
 func (q *query) document(base, state string) queryResults {
-	q.state.Store(state)
+	if !q.deleted.Load() {
+		q.state.Store(state)
+	}
 	return queryResults{
 		ID:      q.id,
 		InfoURI: base + "/v1/query/" + q.id,

@@ -76,7 +76,9 @@ func TestInformationSchemaListsOnlyVisibleObjects(t *testing.T) {
 		return out
 	}
 	for query, want := range map[string][]string{
-		"SELECT schema_name FROM information_schema.schemata ORDER BY 1":                                                                             {"main", "raw", "views"},
+		"SELECT schema_name FROM information_schema.schemata ORDER BY 1":                                                                             {"information_schema", "main", "raw", "views"},
+		"SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_name = 'events'":                                         {"id bigint"},
+		"SELECT data_type FROM information_schema.columns WHERE table_name = 'totals'":                                                               {"bigint"},
 		"SELECT table_schema || '.' || table_name FROM information_schema.tables ORDER BY 1":                                                         {"raw.events", "views.totals"},
 		"SELECT table_name FROM duet.information_schema.tables WHERE table_schema = 'raw'":                                                           {"events"},
 		"SELECT column_name FROM \"duet\".information_schema.columns WHERE table_name = 'totals'":                                                    {"n"},
