@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The NDJSON path reads one flat object per line. encoding/json's Decoder
@@ -144,7 +145,7 @@ func (s *jsonScanner) value(depth int) (jsonValue, error) {
 		if err := s.number(); err != nil {
 			return jsonValue{}, err
 		}
-		return jsonValue{kind: jsonNumber, str: string(s.b[start:s.i])}, nil
+		return jsonValue{kind: jsonNumber, str: unsafe.String(&s.b[start], s.i-start)}, nil // see string
 	case c == 't':
 		return jsonValue{kind: jsonBool, b: true}, s.literal("true")
 	case c == 'f':
@@ -219,7 +220,13 @@ func (s *jsonScanner) string() (string, error) {
 	}
 	raw := s.b[start:s.i]
 	if plain && utf8.Valid(raw) {
-		return string(raw[1 : len(raw)-1]), nil
+		if len(raw) == 2 {
+			return "", nil
+		}
+		// The line is never modified, so the string may share its bytes:
+		// keys are only looked up, and values are copied into Arrow
+		// builders or parsed, so no copy per value is needed.
+		return unsafe.String(&raw[1], len(raw)-2), nil
 	}
 	// Escapes or invalid UTF-8: let encoding/json decode them exactly.
 	var str string

@@ -77,7 +77,10 @@ func parseTimestamp(s string) (int64, bool) {
 	}
 	// time.Parse accepts the fraction after the seconds without the layout
 	// naming it; normalise the separator and zone letter for the layout.
-	norm := s[:10] + "T" + s[11:len(dateTimeLayout)+fracLen] + zone
+	norm := s
+	if s[10] != 'T' || zone == "Z" && s[len(s)-1] != 'Z' {
+		norm = s[:10] + "T" + s[11:len(dateTimeLayout)+fracLen] + zone
+	}
 	t, err := time.Parse(dateTimeLayout+zoneLayout, norm)
 	if err != nil {
 		return 0, false
