@@ -214,6 +214,9 @@ func locate(msg, sql string) (line, column int) {
 	if strings.HasPrefix(shown, "...") {
 		shown, caret = shown[3:], caret-3
 	}
+	if line == 1 && strings.HasPrefix(shown, limitPrefix) {
+		shown, caret = shown[len(limitPrefix):], caret-len(limitPrefix)
+	}
 	shown = strings.TrimSuffix(shown, "...")
 	real := strings.TrimRight(lines[line-1], "\r")
 	at := strings.Index(real, shown)

@@ -342,6 +342,15 @@ func (x *execution) selectQuery(text string, rewritten bool) (*outcome, error) {
 		return nil, err
 	}
 	text = x.resolveTables(text, tree)
+	if max := x.g.cfg.MaxResultRows; max > 0 {
+		// The engine materializes a result in full before the first row is
+		// read, outside its memory limit: without a bound in the query, a
+		// billion-row SELECT would take the server's memory before the
+		// gateway could count its rows. One row more than the limit tells
+		// an over-long result apart. (The engine suffixes repeated column
+		// names of a subquery: a, a_1.)
+		text = fmt.Sprintf("%s%s\n) LIMIT %d", limitPrefix, text, max+1)
+	}
 	rows, err := conn.QueryContext(x.ctx, text)
 	if err != nil {
 		return nil, err
@@ -400,6 +409,10 @@ type serializedSQL struct {
 		} `json:"node"`
 	} `json:"statements"`
 }
+
+// limitPrefix opens the subquery that bounds a result; on the statement's
+// first line, so the engine's error positions keep their lines.
+const limitPrefix = "SELECT * FROM ("
 
 // checkReadOnly admits text only if DuckDB parses it as exactly one SELECT
 // statement (json_serialize_sql serializes nothing else) that reads nothing

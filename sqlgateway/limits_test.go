@@ -25,17 +25,29 @@ func TestLimitsResultRows(t *testing.T) {
 		t.Fatalf("50 rows, at the limit: read %d, %v", n-50, err)
 	}
 	rows.Close()
-	rows, err = db.Query("SELECT * FROM range(51)")
-	if err == nil {
-		for rows.Next() {
-		}
-		err = rows.Err()
-		rows.Close()
-	}
-	te := trinoError(t, err)
 	want := "the result has more than 50 rows, the gateway's limit: aggregate, filter or add a LIMIT"
-	if te.ErrorName != "GENERIC_INSUFFICIENT_RESOURCES" || te.ErrorCode != 131072 || te.ErrorType != "INSUFFICIENT_RESOURCES" || te.Message != want {
-		t.Fatalf("51 rows: %s %d %s %q", te.ErrorName, te.ErrorCode, te.ErrorType, te.Message)
+	// A billion rows would be materialized in full before the first is
+	// read if the limit were only counted; the query stops at the 51st.
+	for _, q := range []string{"SELECT * FROM range(51)", "SELECT * FROM range(1000000000) -- all of them", "SELECT * FROM range(1000000000);"} {
+		rows, err := db.Query(q)
+		if err == nil {
+			for rows.Next() {
+			}
+			err = rows.Err()
+			rows.Close()
+		}
+		te := trinoError(t, err)
+		if te.ErrorName != "GENERIC_INSUFFICIENT_RESOURCES" || te.ErrorCode != 131072 || te.ErrorType != "INSUFFICIENT_RESOURCES" || te.Message != want {
+			t.Fatalf("%s: %s %d %s %q", q, te.ErrorName, te.ErrorCode, te.ErrorType, te.Message)
+		}
+	}
+	// The bound keeps the query's order, and its errors' positions.
+	if err := db.QueryRow("SELECT range FROM range(100) ORDER BY range DESC;").Scan(&n); err != nil || n != 99 {
+		t.Fatalf("ordered query under the bound: %d, %v", n, err)
+	}
+	_, err = db.Exec("SELECT nosuch FROM range(3)")
+	if te := trinoError(t, err); te.ErrorLocation.LineNumber != 1 || te.ErrorLocation.ColumnNumber != 8 {
+		t.Fatalf("error location under the bound: %+v (%s)", te.ErrorLocation, te.Message)
 	}
 }
 
