@@ -63,6 +63,10 @@ type Config struct {
 	QueryMaxQueued     int   `yaml:"query_max_queued"`
 	QueryMaxRows       int64 `yaml:"query_max_rows"`
 	QueryHistory       int   `yaml:"query_history"`
+	// RoutingFile is a JSON file of Trino clusters and the rules sending
+	// statements to them (see sqlgateway.RoutingConfig); empty runs every
+	// statement here.
+	RoutingFile string `yaml:"routing_file"`
 
 	// archiveBucket, when set, wraps the bucket the speed layer archives to
 	// (tests gate uploads with it).

@@ -142,9 +142,16 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.load(ctx); err != nil {
 		return err
 	}
+	var routing sqlgateway.RoutingConfig
+	if cfg.RoutingFile != "" {
+		if routing, err = sqlgateway.LoadRoutingFile(cfg.RoutingFile); err != nil {
+			return err
+		}
+	}
 	s.gateway, err = sqlgateway.New(sqlgateway.Config{
 		Catalog: engine.Catalog, QueryTimeout: cfg.QueryTimeout,
 		MaxConcurrent: cfg.QueryMaxConcurrent, MaxQueued: cfg.QueryMaxQueued, MaxResultRows: cfg.QueryMaxRows, HistorySize: cfg.QueryHistory,
+		Routing: routing,
 	}, s.db, s.logger.With("component", "sqlgateway"), s.registry)
 	if err != nil {
 		return err

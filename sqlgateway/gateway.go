@@ -58,6 +58,9 @@ type Config struct {
 	// Version is the server version clients see in /v1/info and
 	// SELECT version(). Clients parse a leading number from it. Default "476-duet".
 	Version string `yaml:"version"`
+	// Routing sends statements to other Trino clusters (see routing.go);
+	// without clusters every statement runs here.
+	Routing RoutingConfig `yaml:"routing"`
 }
 
 // Defaults of the query limits, for flags that show them.
@@ -138,6 +141,9 @@ func (c Config) Validate() error {
 	case c.Version[0] < '0' || c.Version[0] > '9':
 		return fmt.Errorf("sqlgateway: version %q must start with a number, as clients parse it (e.g. \"476-duet\")", c.Version)
 	}
+	if err := c.Routing.Validate(); err != nil {
+		return fmt.Errorf("sqlgateway: %w", err)
+	}
 	return nil
 }
 
@@ -161,6 +167,8 @@ type Gateway struct {
 	running   atomic.Int64
 	admission *admission
 	history   *history
+	// router is nil when no cluster is configured.
+	router *router
 }
 
 // New creates a Gateway running statements on db. A nil logger discards
@@ -198,6 +206,11 @@ func New(cfg Config, db *sql.DB, logger *slog.Logger, reg prometheus.Registerer)
 		return nil, err
 	}
 	g.metrics = m
+	if len(cfg.Routing.Clusters) > 0 {
+		if g.router, err = newRouter(cfg.Routing, cfg.AbandonAfter, logger, reg); err != nil {
+			return nil, err
+		}
+	}
 	return g, nil
 }
 
@@ -208,6 +221,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	tick = min(max(tick, 10*time.Millisecond), 5*time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	if g.router != nil {
+		monitored := make(chan struct{})
+		go func() { defer close(monitored); g.router.monitor(ctx) }()
+		defer func() { <-monitored }()
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -29,6 +29,9 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/query/{id}", g.handleCancelQuery)
 	mux.HandleFunc("GET /v1/info", g.handleInfo)
 	mux.HandleFunc("GET /v1/info/state", g.handleState)
+	if g.router != nil {
+		return g.router.wrap(mux)
+	}
 	return mux
 }
 
@@ -49,6 +52,12 @@ func (g *Gateway) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, sessErr := sessionFromRequest(r)
+	if g.router != nil {
+		var routed bool
+		if routed, sessErr = g.router.submit(w, r, text, sess, sessErr); routed {
+			return
+		}
+	}
 	doc, ok := g.register(text, sess, sessErr, baseURL(r))
 	if !ok {
 		w.Header().Set("Retry-After", "1")

@@ -58,6 +58,7 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&cfg.QueryMaxQueued, "query-max-queued", sqlgateway.DefaultMaxQueued, "SQL queries waiting; beyond, a query fails with QUERY_QUEUE_FULL")
 	f.Int64Var(&cfg.QueryMaxRows, "query-max-rows", sqlgateway.DefaultMaxResultRows, "rows a SQL query's result may have (-1: no limit)")
 	f.IntVar(&cfg.QueryHistory, "query-history", sqlgateway.DefaultHistorySize, "finished SQL queries system.queries keeps")
+	f.StringVar(&cfg.RoutingFile, "routing-file", "", "JSON file of Trino clusters and routing rules: matching SQL statements run on those clusters, proxied through this server")
 	f.Int64Var(&cfg.CompactionTarget, "compaction-target-bytes", cfg.CompactionTarget, "compaction merges small archive files into files of about this size")
 	f.StringVar(&cfg.CompactionSchedule, "compaction-schedule", cfg.CompactionSchedule, `when to compact every dataset's raw archive (cron, "@hourly"; "" disables)`)
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
