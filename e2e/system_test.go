@@ -94,6 +94,12 @@ func TestSystemTablesThroughTrino(t *testing.T) {
 	if err := db.QueryRowContext(ctx, "SELECT lag_records FROM system.freshness WHERE view = ?", "delays").Scan(&lag); err != nil || lag != 50 {
 		t.Fatalf("prepared query over system.freshness: %d, %v; want 50", lag, err)
 	}
+	// SHOW CREATE VIEW gives the view's SQL as created, not the engine's
+	// merge of batch files and speed tables.
+	if got := scanAll(t, db, "SHOW CREATE VIEW views.delays"); fmt.Sprint(got) != fmt.Sprint([][]any{{"CREATE VIEW duet.views.delays AS\n" + viewSQL}}) {
+		t.Fatalf("SHOW CREATE VIEW views.delays = %v", got)
+	}
+
 	// The gateway's query history, this test's own queries included.
 	if _, err := db.ExecContext(ctx, "SELECT nosuch FROM system.views"); err == nil {
 		t.Fatal("a query of a missing column succeeded")

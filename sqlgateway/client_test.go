@@ -31,6 +31,33 @@ func trinoError(t *testing.T, err error) *trino.ErrTrino {
 	return te
 }
 
+// TestClientPagesOverAHundredThousandRows: the default page size, every row
+// once and in order, through trino-go-client's paging.
+func TestClientPagesOverAHundredThousandRows(t *testing.T) {
+	tg := startGateway(t, Config{})
+	db := tg.client(t, "")
+	rows, err := db.Query("SELECT range AS i, 'row ' || range AS s FROM range(150000) ORDER BY i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		var i int64
+		var s string
+		if err := rows.Scan(&i, &s); err != nil {
+			t.Fatal(err)
+		}
+		if i != n || s != "row "+strconv.FormatInt(n, 10) {
+			t.Fatalf("row %d: (%d, %q)", n, i, s)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n != 150000 {
+		t.Fatalf("read %d rows, %v; want 150000", n, err)
+	}
+}
+
 func TestClientMultiPageResultKeepsOrder(t *testing.T) {
 	tg := startGateway(t, Config{PageRows: 7})
 	db := tg.client(t, "")
@@ -344,6 +371,7 @@ func TestClientMetadataStatements(t *testing.T) {
 	}
 	expect("SHOW CATALOGS", [][]string{{"Catalog"}, {"duet"}})
 	expect("SHOW SCHEMAS", [][]string{{"Schema"}, {"information_schema"}, {"main"}, {"raw"}, {"views"}})
+	expect("SHOW CREATE TABLE raw.events_data", [][]string{{"Create Table"}, {"CREATE TABLE duet.raw.events_data (\n   id bigint,\n   name varchar,\n   ts timestamp(6)\n)"}})
 	expect("SHOW TABLES FROM information_schema", [][]string{{"Table"}, {"columns"}, {"schemata"}, {"tables"}, {"views"}})
 	expect("SELECT current_user, CURRENT_USER AS u", [][]string{{"'alice'", "u"}, {"alice", "alice"}})
 	expect("SHOW SCHEMAS FROM duet LIKE 'v%'", [][]string{{"Schema"}, {"views"}})
@@ -373,6 +401,10 @@ func TestClientMetadataStatements(t *testing.T) {
 		"USE __duet_internal":                    "SCHEMA_NOT_FOUND",
 		"USE hive.raw":                           "CATALOG_NOT_FOUND",
 		"SHOW TABLES FROM":                       "SYNTAX_ERROR",
+		"SHOW CREATE VIEW raw.events":            "NOT_SUPPORTED",
+		"SHOW CREATE TABLE views.totals":         "NOT_SUPPORTED",
+		"SHOW CREATE TABLE raw.nosuch":           "TABLE_NOT_FOUND",
+		"SHOW CREATE INDEX x":                    "SYNTAX_ERROR",
 		"SET SESSION time_zone_id = 'Mars/Base'": "GENERIC_USER_ERROR",
 	} {
 		_, err := db.Exec(query)

@@ -206,6 +206,8 @@ func (x *execution) dispatch(st *statement, rewritten bool) (*outcome, error) {
 		return x.showFunctions(st)
 	case stmtShowSession:
 		return x.showSession(st)
+	case stmtShowCreateView, stmtShowCreateTable:
+		return x.showCreate(st)
 	case stmtUse:
 		return x.use(st)
 	case stmtSetSession, stmtResetSession, stmtSetTimeZone:

@@ -402,6 +402,48 @@ func (x *execution) showColumns(st *statement) (*outcome, error) {
 	return resultOf([]string{"Column", "Type", "Extra", "Comment"}, rows), nil
 }
 
+// showCreate answers SHOW CREATE VIEW for duet's views, with the SQL they
+// were created with (the engine's own definition merges batch files and
+// speed tables), and SHOW CREATE TABLE for the datasets of raw and the
+// tables of system, from the columns a query over them returns.
+func (x *execution) showCreate(st *statement) (*outcome, error) {
+	schema, table, err := x.resolveTable(st.name)
+	if err != nil {
+		return nil, err
+	}
+	name := x.g.cfg.Catalog + "." + schema + "." + table
+	isView := schema == "views"
+	if st.kind == stmtShowCreateView {
+		if !isView {
+			return nil, newQueryError(errNotSupported, fmt.Sprintf("Relation '%s' is a table, not a view", name))
+		}
+		rows, err := x.queryStrings("SELECT sql FROM "+x.qualified(systemSchema, "views")+" WHERE view = ?", table)
+		if err != nil {
+			return nil, fmt.Errorf("read the SQL of view %s: %w", name, err)
+		}
+		if len(rows) != 1 {
+			return nil, newQueryError(errTableMissing, fmt.Sprintf("View '%s' does not exist", name))
+		}
+		return resultOf([]string{"Create View"}, [][]any{{"CREATE VIEW " + name + " AS\n" + rows[0][0].(string)}}), nil
+	}
+	if isView {
+		return nil, newQueryError(errNotSupported, fmt.Sprintf("Relation '%s' is a view, not a table", name))
+	}
+	columns, err := x.showColumns(&statement{name: st.name})
+	if err != nil {
+		return nil, err
+	}
+	var defs []string
+	for columns.rows.Next() {
+		var col, typ, extra, comment any
+		if err := columns.rows.Scan(&col, &typ, &extra, &comment); err != nil {
+			return nil, err
+		}
+		defs = append(defs, fmt.Sprintf("   %s %s", col, typ))
+	}
+	return resultOf([]string{"Create Table"}, [][]any{{"CREATE TABLE " + name + " (\n" + strings.Join(defs, ",\n") + "\n)"}}), nil
+}
+
 // trinoTypeName is the Trino name of a DuckDB type, or the DuckDB name in
 // lower case when Trino has no equivalent.
 func trinoTypeName(duckType string) string {

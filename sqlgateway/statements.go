@@ -15,6 +15,8 @@ const (
 	stmtShowColumns                      // SHOW COLUMNS FROM t, DESCRIBE t
 	stmtShowFunctions                    // SHOW FUNCTIONS [LIKE p]
 	stmtShowSession                      // SHOW SESSION
+	stmtShowCreateView                   // SHOW CREATE VIEW v
+	stmtShowCreateTable                  // SHOW CREATE TABLE t
 	stmtUse                              // USE [c.]s
 	stmtSetSession                       // SET SESSION k = v
 	stmtResetSession                     // RESET SESSION k
@@ -204,6 +206,20 @@ func parseShow(s *tokenStream, st *statement) *queryError {
 	case s.accept("SESSION"):
 		st.kind = stmtShowSession
 		return parseLike(s, st)
+	case s.accept("CREATE"):
+		switch {
+		case s.accept("VIEW"):
+			st.kind = stmtShowCreateView
+		case s.accept("TABLE"):
+			st.kind = stmtShowCreateTable
+		default:
+			return s.unexpected("expected VIEW or TABLE")
+		}
+		var qe *queryError
+		if st.name, qe = s.qualifiedName(); qe != nil {
+			return qe
+		}
+		return s.expectEnd()
 	}
 	// Other SHOW forms (DuckDB's SHOW t, SHOW ALL TABLES) are DuckDB's.
 	return nil
