@@ -48,7 +48,7 @@ func (s *Server) routes() http.Handler {
 	for _, p := range []string{"/v1/statement", "/v1/statement/", "/v1/query/", "/v1/info", "/v1/info/state"} {
 		mux.Handle(p, gw)
 	}
-	return mux
+	return s.authorize(mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -137,6 +137,9 @@ func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
 	}
 	out := api.DatasetList{Datasets: []api.Dataset{}}
 	for _, d := range ds {
+		if !s.authz.CanRead(requestUser(r), "raw", d.Spec.Name) {
+			continue
+		}
 		doc, err := s.datasetDoc(r, d.Spec.Name)
 		if err != nil {
 			s.internalError(w, "read dataset", err)
@@ -327,6 +330,9 @@ func (s *Server) listViews(w http.ResponseWriter, r *http.Request) {
 	}
 	out := api.ViewList{Views: []api.View{}}
 	for _, v := range views {
+		if !s.authz.CanRead(requestUser(r), "views", v.Name) {
+			continue
+		}
 		doc, err := s.viewDoc(r, v.Name)
 		if err != nil {
 			s.internalError(w, "read view", err)

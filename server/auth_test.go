@@ -101,28 +101,12 @@ func TestAuthOverTLS(t *testing.T) {
 	writeTestFile(t, filepath.Join(dir, "passwords"), "alice:"+string(hash)+"\n")
 	writeTestFile(t, filepath.Join(dir, "jwt-secret"), testJWTSecret+"\n")
 
-	cfg := DefaultConfig()
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.Listen = "127.0.0.1:0"
+	cfg := testConfig(filepath.Join(dir, "data"))
 	cfg.TLSCertFile, cfg.TLSKeyFile = certFile, keyFile
 	cfg.Auth.PasswordFile = filepath.Join(dir, "passwords")
 	cfg.Auth.JWTSecretFile = filepath.Join(dir, "jwt-secret")
-	cfg.Engine.Threads = 2
-	cfg.CompactionSchedule = ""
-	cfg.Executor.Standby = 0 // this test binary is no executor
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	ctx := t.Context()
+	srv := runServer(t, cfg)
 	base := "https://" + srv.Addr()
 	httpClient := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer httpClient.CloseIdleConnections()

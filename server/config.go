@@ -26,6 +26,10 @@ type Config struct {
 	// Auth says how clients authenticate; it is required unless Listen is a
 	// loopback address.
 	Auth auth.Config `yaml:"auth"`
+	// AuthzFile holds the authorization rules (see internal/authz): who
+	// reads which relations, ingests where, and administers. Without it
+	// every authenticated user may do everything.
+	AuthzFile string `yaml:"authz_file"`
 	// Engine bounds the embedded query engine.
 	Engine engine.Config `yaml:"engine"`
 	// SegmentMaxRecords and SegmentMaxAge decide when the speed layer seals
@@ -164,6 +168,12 @@ func (c *Config) validateSecurity(listenHost string) error {
 	}
 	if c.Auth.PasswordFile != "" && c.TLSCertFile == "" {
 		return errors.New("auth password_file: password authentication needs TLS, or passwords cross the network in clear: set --tls-cert and --tls-key")
+	}
+	if c.AuthzFile != "" && c.RoutingFile != "" {
+		return fmt.Errorf("authz_file %s with routing_file %s: statements routed to other clusters would skip the read rules; use one or the other", c.AuthzFile, c.RoutingFile)
+	}
+	if c.AuthzFile != "" && !c.Auth.Enabled() {
+		return fmt.Errorf("authz_file %s: authorization rules need authenticated users: set --auth-password-file (with --tls-cert and --tls-key), --auth-jwt-secret-file or --auth-jwks-file", c.AuthzFile)
 	}
 	if !c.Auth.Enabled() && !isLoopback(listenHost) {
 		return fmt.Errorf("listen %q: not a loopback address, so clients must authenticate: set --auth-password-file (with --tls-cert and --tls-key), --auth-jwt-secret-file or --auth-jwks-file, or listen on 127.0.0.1", c.Listen)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,25 +19,9 @@ import (
 // dedup key: the same body posted twice is stored once, the second answer
 // says accepted 0 and how many duplicates, and views do not change.
 func TestIngestDeduplicates(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Engine.Threads = 2
-	cfg.CompactionSchedule = ""
-	cfg.Executor.Standby = 0 // this test binary is no executor
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	cfg := testConfig(t.TempDir())
+	ctx := t.Context()
+	srv := runServer(t, cfg)
 	base := "http://" + srv.Addr()
 	c, err := client.New(base, nil)
 	if err != nil {

@@ -61,36 +61,24 @@ func ndjsonBatch(rnd *rand.Rand, req, n int) []byte {
 // exactly the acknowledged events.
 func TestIngestAnswers429AtMemoryBudget(t *testing.T) {
 	gate := &gatedArchive{open: make(chan struct{})}
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
+	cfg := testConfig(t.TempDir())
 	cfg.SegmentMaxRecords = 10_000
 	cfg.SpeedMemoryBudget = "8MiB"
-	cfg.Engine.Threads = 2
-	cfg.CompactionSchedule = ""
-	cfg.Executor.Standby = 0 // this test binary is no executor
 	cfg.archiveBucket = func(b speedlayer.Bucket) speedlayer.Bucket {
 		gate.Bucket = b
 		return gate
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() {
+	ctx := t.Context()
+	srv := runServer(t, cfg)
+	// Released before the server stops (cleanups run last first), so its
+	// archiver is not left waiting.
+	t.Cleanup(func() {
 		select {
 		case <-gate.open:
 		default:
 			close(gate.open)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	})
 	base := "http://" + srv.Addr()
 	c, err := client.New(base, nil)
 	if err != nil {

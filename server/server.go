@@ -23,6 +23,7 @@ import (
 
 	"github.com/duet-analytics/duet/batchlayer"
 	"github.com/duet-analytics/duet/internal/auth"
+	"github.com/duet-analytics/duet/internal/authz"
 	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/engine"
 	"github.com/duet-analytics/duet/internal/executor"
@@ -49,6 +50,8 @@ type Server struct {
 	launcher *executor.Local
 	sched    *scheduler.Scheduler
 	gateway  *sqlgateway.Gateway
+	// authz holds the authorization rules; nil allows everything.
+	authz *authz.Rules
 
 	listener net.Listener
 	http     *http.Server
@@ -87,6 +90,11 @@ func (s *Server) open(ctx context.Context) error {
 	authn, tlsCfg, err := security(cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.AuthzFile != "" {
+		if s.authz, err = authz.Load(cfg.AuthzFile); err != nil {
+			return err
+		}
 	}
 	for _, d := range []string{s.dir(), s.dir("objects"), s.dir("scratch"), s.dir("engine-tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -148,10 +156,14 @@ func (s *Server) open(ctx context.Context) error {
 			return err
 		}
 	}
+	var authorizer sqlgateway.Authorizer
+	if s.authz != nil {
+		authorizer = s.authz
+	}
 	s.gateway, err = sqlgateway.New(sqlgateway.Config{
 		Catalog: engine.Catalog, QueryTimeout: cfg.QueryTimeout,
 		MaxConcurrent: cfg.QueryMaxConcurrent, MaxQueued: cfg.QueryMaxQueued, MaxResultRows: cfg.QueryMaxRows, HistorySize: cfg.QueryHistory,
-		Routing: routing,
+		Routing: routing, Authorizer: authorizer,
 	}, s.db, s.logger.With("component", "sqlgateway"), s.registry)
 	if err != nil {
 		return err

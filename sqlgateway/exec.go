@@ -455,7 +455,7 @@ func (x *execution) checkReadOnly(conn *sql.Conn, text string, rewritten bool) (
 	if err := dec.Decode(&tree); err != nil {
 		return nil, nil, fmt.Errorf("read json_serialize_sql output: %w", err)
 	}
-	if qe := checkSandbox(tree, x.g.cfg.Catalog); qe != nil {
+	if qe := checkSandbox(tree, x.sandbox()); qe != nil {
 		return nil, nil, qe
 	}
 	node := parsed.Statements[0].Node

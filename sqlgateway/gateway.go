@@ -58,6 +58,9 @@ type Config struct {
 	// Version is the server version clients see in /v1/info and
 	// SELECT version(). Clients parse a leading number from it. Default "476-duet".
 	Version string `yaml:"version"`
+	// Authorizer decides which relations each user's SELECTs may read;
+	// nil lets every user read every relation of the sandbox.
+	Authorizer Authorizer `yaml:"-"`
 	// Routing sends statements to other Trino clusters (see routing.go);
 	// without clusters every statement runs here.
 	Routing RoutingConfig `yaml:"routing"`

@@ -330,6 +330,7 @@ func (x *execution) showTables(st *statement) (*outcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list tables of schema %s: %w", schema, err)
 	}
+	all = slices.DeleteFunc(all, func(r []any) bool { return !x.canRead(schema, r[0].(string)) })
 	rows, err := filterLike(all, 0, st)
 	if err != nil {
 		return nil, err
@@ -367,6 +368,9 @@ func (x *execution) showColumns(st *statement) (*outcome, error) {
 	schema, table, err := x.resolveTable(st.name)
 	if err != nil {
 		return nil, err
+	}
+	if !x.canRead(schema, table) {
+		return nil, newQueryError(errPermission, fmt.Sprintf("Access Denied: Cannot show columns of table %s.%s", strings.ToLower(schema), strings.ToLower(table)))
 	}
 	// The types a query over the table returns are the types clients see,
 	// so take them from a query rather than from the catalog.
@@ -410,6 +414,9 @@ func (x *execution) showCreate(st *statement) (*outcome, error) {
 	schema, table, err := x.resolveTable(st.name)
 	if err != nil {
 		return nil, err
+	}
+	if !x.canRead(schema, table) {
+		return nil, newQueryError(errPermission, fmt.Sprintf("Access Denied: Cannot show create table for %s.%s", strings.ToLower(schema), strings.ToLower(table)))
 	}
 	name := x.g.cfg.Catalog + "." + schema + "." + table
 	isView := schema == "views"

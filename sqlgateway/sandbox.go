@@ -20,20 +20,81 @@ var rowFunctions = map[string]bool{"range": true, "generate_series": true, "unne
 // read for metadata.
 var catalogSchemas = map[string]bool{"information_schema": true, "pg_catalog": true}
 
+// Authorizer decides which relations a user may read. Names are as the
+// query spells them (SQL compares them without regard to case).
+type Authorizer interface {
+	CanRead(user, schema, table string) bool
+}
+
+// defaultSchema is where DuckDB resolves an unqualified name when the
+// session has no schema.
+const defaultSchema = "main"
+
+// sandbox is what checkSandbox checks a parse tree against.
+type sandbox struct {
+	catalog string
+	// auth, when set, is asked about every relation for user; schema is
+	// the session schema, where unqualified names resolve.
+	auth         Authorizer
+	user, schema string
+}
+
+// sandbox is the query's: the gateway's catalog and the session's user and
+// schema.
+func (x *execution) sandbox() sandbox {
+	schema := x.sess.schema
+	if schema == "" {
+		schema = defaultSchema
+	}
+	return sandbox{catalog: x.g.cfg.Catalog, auth: x.g.cfg.Authorizer, user: x.sess.user, schema: schema}
+}
+
 // checkSandbox reports the first thing in the parse tree that user SQL may
 // not read, as PERMISSION_DENIED.
-func checkSandbox(tree any, catalog string) *queryError {
+func checkSandbox(tree any, sb sandbox) *queryError {
+	return sb.check(tree, nil)
+}
+
+// check walks the tree; ctes are the (lower-case) names of the common
+// table expressions in scope, which an unqualified name means rather than
+// a table.
+func (sb sandbox) check(tree any, ctes map[string]bool) *queryError {
 	switch n := tree.(type) {
 	case []any:
 		for _, c := range n {
-			if qe := checkSandbox(c, catalog); qe != nil {
+			if qe := sb.check(c, ctes); qe != nil {
 				return qe
 			}
 		}
 	case map[string]any:
+		skip := map[string]bool{"cte_map": true}
+		// Each CTE sees those before it, not itself (a name in its body is
+		// a table: DuckDB binds it so); the query sees them all.
+		if m, ok := n["cte_map"].(map[string]any); ok {
+			entries, _ := m["map"].([]any)
+			for _, e := range entries {
+				entry, _ := e.(map[string]any)
+				if qe := sb.check(entry["value"], ctes); qe != nil {
+					return qe
+				}
+				name, _ := entry["key"].(string)
+				ctes = withName(ctes, name)
+			}
+		}
 		switch n["type"] {
+		case "RECURSIVE_CTE_NODE":
+			// Only the recursive term reads the CTE itself; the anchor
+			// reading the name gets the table.
+			name, _ := n["cte_name"].(string)
+			if qe := sb.check(n["left"], ctes); qe != nil {
+				return qe
+			}
+			if qe := sb.check(n["right"], withName(ctes, name)); qe != nil {
+				return qe
+			}
+			skip["left"], skip["right"] = true, true
 		case "BASE_TABLE":
-			if qe := checkRelation(n, catalog); qe != nil {
+			if qe := sb.checkRelation(n, ctes); qe != nil {
 				return qe
 			}
 		case "TABLE_FUNCTION":
@@ -45,8 +106,11 @@ func checkSandbox(tree any, catalog string) *queryError {
 				}
 			}
 		}
-		for _, c := range n {
-			if qe := checkSandbox(c, catalog); qe != nil {
+		for k, c := range n {
+			if skip[k] {
+				continue
+			}
+			if qe := sb.check(c, ctes); qe != nil {
 				return qe
 			}
 		}
@@ -54,7 +118,25 @@ func checkSandbox(tree any, catalog string) *queryError {
 	return nil
 }
 
-func checkRelation(n map[string]any, catalog string) *queryError {
+// canRead reports whether the session user may read schema.table, for the
+// metadata statements; the metadata schemas are readable by everyone.
+func (x *execution) canRead(schema, table string) bool {
+	auth := x.g.cfg.Authorizer
+	return auth == nil || schema == infoSchema || catalogSchemas[strings.ToLower(schema)] || auth.CanRead(x.sess.user, schema, table)
+}
+
+// withName is names and name, leaving names as it was.
+func withName(names map[string]bool, name string) map[string]bool {
+	out := make(map[string]bool, len(names)+1)
+	for k := range names {
+		out[k] = true
+	}
+	out[strings.ToLower(name)] = true
+	return out
+}
+
+func (sb sandbox) checkRelation(n map[string]any, ctes map[string]bool) *queryError {
+	catalog := sb.catalog
 	cat, _ := n["catalog_name"].(string)
 	schema, _ := n["schema_name"].(string)
 	table, _ := n["table_name"].(string)
@@ -63,16 +145,37 @@ func checkRelation(n map[string]any, catalog string) *queryError {
 	if strings.ContainsAny(table, "./\\*?") {
 		return newQueryError(errPermission, fmt.Sprintf("Access Denied: %q is not a table: queries cannot read files", table))
 	}
+	if cat == "" && schema == "" && ctes[strings.ToLower(table)] {
+		return nil
+	}
+	// An unqualified name the session schema lacks falls through to the
+	// engine's own catalog views, which list duet's internal tables.
+	if cat == "" && schema == "" && engineViewName(table) {
+		return newQueryError(errPermission, fmt.Sprintf("Access Denied: cannot read %s: it is the engine's own catalog; query information_schema", table))
+	}
 	switch {
 	case cat == "" || strings.EqualFold(cat, catalog):
 		if hiddenSchema(schema) {
 			return newQueryError(errPermission, fmt.Sprintf("Access Denied: cannot read %s: schema %s is internal to duet", name, schema))
+		}
+		if schema == "" {
+			schema = sb.schema
+		}
+		if sb.auth != nil && !catalogSchemas[strings.ToLower(schema)] && !sb.auth.CanRead(sb.user, schema, table) {
+			return newQueryError(errPermission, fmt.Sprintf("Access Denied: Cannot select from table %s.%s", strings.ToLower(schema), strings.ToLower(table)))
 		}
 	case strings.EqualFold(cat, "system") && catalogSchemas[strings.ToLower(schema)]:
 	default:
 		return newQueryError(errPermission, fmt.Sprintf("Access Denied: cannot read %s: catalog %s is not available; use catalog %s", name, cat, catalog))
 	}
 	return nil
+}
+
+// engineViewName reports whether name is one of the engine's catalog views
+// (duckdb_tables, sqlite_master, pragma_database_list, ...).
+func engineViewName(name string) bool {
+	n := strings.ToLower(name)
+	return strings.HasPrefix(n, "duckdb_") || strings.HasPrefix(n, "sqlite_") || strings.HasPrefix(n, "pragma_")
 }
 
 func nonEmpty(parts ...string) []string {

@@ -117,6 +117,8 @@ func TestSandboxRefusesEscapes(t *testing.T) {
 		"SELECT * FROM views.totals, (SELECT * FROM __duet_internal.x)":                                   "Access Denied: cannot read __duet_internal.x: schema __duet_internal is internal to duet",
 		"SELECT * FROM memory.main.mb_events_1":                                                           "Access Denied: cannot read memory.main.mb_events_1: catalog memory is not available; use catalog duet",
 		"SELECT * FROM system.main.duckdb_settings":                                                       "Access Denied: cannot read system.main.duckdb_settings: catalog system is not available; use catalog duet",
+		"SELECT count(*) FROM duckdb_tables":                                                              "Access Denied: cannot read duckdb_tables: it is the engine's own catalog; query information_schema",
+		"SELECT * FROM views.totals JOIN (SELECT 1 FROM sqlite_master) ON true":                           "Access Denied: cannot read sqlite_master: it is the engine's own catalog; query information_schema",
 		"SELECT * FROM temp.main.t":                                                                       "Access Denied: cannot read temp.main.t: catalog temp is not available; use catalog duet",
 	} {
 		_, err := client.Exec(query)

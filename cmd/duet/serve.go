@@ -44,6 +44,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.Auth.JWTIssuer, "auth-jwt-issuer", "", "require this iss claim in bearer tokens")
 	f.StringVar(&cfg.Auth.JWTAudience, "auth-jwt-audience", "", "require this audience in the aud claim of bearer tokens")
 	f.StringVar(&cfg.Auth.JWTUserClaim, "auth-jwt-user-claim", "", `claim of a bearer token naming the user (default "sub")`)
+	f.StringVar(&cfg.AuthzFile, "authz-file", "", "JSON rules of who reads which relations, ingests into which datasets and administers (see README); without it every user may do everything")
 	f.Int64Var(&cfg.SegmentMaxRecords, "segment-max-records", cfg.SegmentMaxRecords, "seal and archive a speed segment at this many records")
 	f.DurationVar(&cfg.SegmentMaxAge, "segment-max-age", cfg.SegmentMaxAge, "seal and archive a speed segment this long after its first record")
 	f.StringVar(&cfg.Engine.MemoryLimit, "memory-limit", "", `engine memory limit, e.g. "4GB" (default: DuckDB's, 80% of RAM)`)
