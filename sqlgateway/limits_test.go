@@ -1,10 +1,13 @@
 package sqlgateway
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duet-analytics/duet/internal/engine"
 )
 
 func TestLimitsResultRows(t *testing.T) {
@@ -136,5 +139,27 @@ func TestLimitsHistoryKeepsTheLatest(t *testing.T) {
 	}
 	if strings.Join(sqls, "|") != "SELECT 4|SELECT 3|SELECT 2" {
 		t.Fatalf("history: %q, want the last three, newest first", sqls)
+	}
+}
+
+// TestLimitsMemory: a query needing more memory than the engine's limit
+// fails with EXCEEDED_LOCAL_MEMORY_LIMIT, and the server goes on answering.
+// (DuckDB bounds all running queries together; it has no per-query limit.)
+func TestLimitsMemory(t *testing.T) {
+	db, err := engine.Open(context.Background(), engine.Config{MemoryLimit: "64MiB", Threads: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tg := startGatewayOn(t, Config{Catalog: engine.Catalog}, db)
+	client := tg.client(t, "")
+	var n int64
+	err = client.QueryRow("SELECT len(list(range)) FROM range(100000000)").Scan(&n)
+	te := trinoError(t, err)
+	if te.ErrorName != "EXCEEDED_LOCAL_MEMORY_LIMIT" || te.ErrorType != "INSUFFICIENT_RESOURCES" || !strings.Contains(te.Message, "64.0 MiB") {
+		t.Fatalf("a query over the memory limit: %s %s %q", te.ErrorName, te.ErrorType, te.Message)
+	}
+	if err := client.QueryRow("SELECT count(*) FROM range(1000)").Scan(&n); err != nil || n != 1000 {
+		t.Fatalf("after the failed query: %d, %v", n, err)
 	}
 }
