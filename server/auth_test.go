@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -288,11 +287,7 @@ func TestStartupRefusesInsecureConfig(t *testing.T) {
 	certFile, _, _ := selfSignedCert(t, dir)
 	secret := filepath.Join(dir, "secret")
 	writeTestFile(t, secret, testJWTSecret)
-	for _, c := range []struct {
-		name string
-		edit func(*Config)
-		want string
-	}{
+	assertRefused(t, dir, []refusal{
 		{"all interfaces without auth", func(c *Config) { c.Listen = "0.0.0.0:0" },
 			`listen "0.0.0.0:0": not a loopback address, so clients must authenticate: set --auth-password-file (with --tls-cert and --tls-key), --auth-jwt-secret-file or --auth-jwks-file, or listen on 127.0.0.1`},
 		{"host name without auth", func(c *Config) { c.Listen = "duet.example:8080" }, "not a loopback address"},
@@ -306,21 +301,7 @@ func TestStartupRefusesInsecureConfig(t *testing.T) {
 			c.Auth.JWTSecretFile = secret
 			c.TLSCertFile, c.TLSKeyFile = certFile, certFile
 		}, "tls certificate " + certFile},
-	} {
-		cfg := DefaultConfig()
-		cfg.DataDir = filepath.Join(dir, "data")
-		cfg.Executor.Standby = 0
-		c.edit(&cfg)
-		srv, err := New(context.Background(), cfg, nil)
-		if err == nil {
-			srv.closeStores()
-			t.Errorf("%s: the server started", c.name)
-			continue
-		}
-		if !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %q, want it to contain %q", c.name, err, c.want)
-		}
-	}
+	})
 	// Loopback without authentication keeps working, over plain HTTP.
 	for _, listen := range []string{"127.0.0.1:0", "localhost:0", "[::1]:0"} {
 		cfg := DefaultConfig()

@@ -1,12 +1,10 @@
 package server
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -300,11 +298,7 @@ func TestStartupRefusesBadAuthz(t *testing.T) {
 	writeTestFile(t, bad, "{\n  \"read\": [{\"user\": \"a\", \"tables\": [\"views\"]}]\n}\n")
 	good := filepath.Join(dir, "good.json")
 	writeTestFile(t, good, testAuthzRules)
-	for _, c := range []struct {
-		name string
-		edit func(*Config)
-		want string
-	}{
+	assertRefused(t, dir, []refusal{
 		{"bad pattern", func(c *Config) { c.Auth.JWTSecretFile, c.AuthzFile = secret, bad },
 			"authz file " + bad + `: read[0] (user "a"): tables[0]: "views": write schema.table, each part a name or *, such as views.delays, views.* or system.*`},
 		{"missing file", func(c *Config) { c.Auth.JWTSecretFile, c.AuthzFile = secret, filepath.Join(dir, "nope.json") }, "authz file: open "},
@@ -314,23 +308,5 @@ func TestStartupRefusesBadAuthz(t *testing.T) {
 			"authz_file " + good + " with routing_file " + filepath.Join(dir, "routing.json") + ": statements routed to other clusters would skip the read rules; use one or the other"},
 		{"rules without authentication", func(c *Config) { c.AuthzFile = good },
 			"authz_file " + good + ": authorization rules need authenticated users: set --auth-password-file (with --tls-cert and --tls-key), --auth-jwt-secret-file or --auth-jwks-file"},
-	} {
-		cfg := DefaultConfig()
-		cfg.DataDir = filepath.Join(dir, "data")
-		cfg.Listen = "127.0.0.1:0"
-		cfg.Executor.Standby = 0
-		c.edit(&cfg)
-		srv, err := New(context.Background(), cfg, nil)
-		if err == nil {
-			srv.closeStores()
-			t.Errorf("%s: the server started", c.name)
-			continue
-		}
-		if !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %q, want it to contain %q", c.name, err, c.want)
-		}
-	}
-	if m, _ := filepath.Glob(filepath.Join(dir, "data")); len(m) != 0 {
-		t.Errorf("a refused start left %s behind", m[0])
-	}
+	})
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,4 +39,34 @@ func runServer(t *testing.T, cfg Config) *Server {
 		}
 	})
 	return srv
+}
+
+// refusal is a configuration the server must refuse to start with: edit
+// changes testConfig's, and the error must contain want.
+type refusal struct {
+	name string
+	edit func(*Config)
+	want string
+}
+
+// assertRefused checks every refusal with dir/data as the data directory,
+// which no refused start may leave behind.
+func assertRefused(t *testing.T, dir string, cases []refusal) {
+	t.Helper()
+	for _, c := range cases {
+		cfg := testConfig(filepath.Join(dir, "data"))
+		c.edit(&cfg)
+		srv, err := New(context.Background(), cfg, nil)
+		if err == nil {
+			srv.closeStores()
+			t.Errorf("%s: the server started", c.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %q, want it to contain %q", c.name, err, c.want)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "data")); len(m) != 0 {
+		t.Errorf("a refused start left %s behind", m[0])
+	}
 }
