@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,8 @@ const testAuthzRules = `{
   "groups": {"analysts": ["alice", "bob"], "ops": ["root"]},
   "read": [
     {"group": "analysts", "tables": ["views.*", "system.views"]},
-    {"user": "carol", "tables": ["views.delays", "raw.flights"]}
+    {"user": "carol", "tables": ["views.delays", "raw.flights"]},
+    {"user": "*", "tables": ["system.queries"]}
   ],
   "ingest": [{"user": "loader", "datasets": ["flights"]}],
   "admin": [{"group": "ops"}]
@@ -187,7 +189,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			{"alice", "SELECT count(*) FROM duet.views.counts", ""},
 			{"alice", "SELECT count(*) FROM system.views", ""},
 			{"alice", "SELECT count(*) FROM raw.flights", cannotSelect + "raw.flights"},
-			{"alice", "SELECT count(*) FROM system.queries", cannotSelect + "system.queries"},
+			{"alice", "SELECT count(*) FROM system.jobs", cannotSelect + "system.jobs"},
 			{"bob", "SELECT count(*) FROM Views.Counts", ""},
 			{"carol", "SELECT count(*) FROM delays", ""},
 			{"carol", "SELECT count(*) FROM raw.flights", ""},
@@ -220,6 +222,29 @@ func TestAuthorizationMatrix(t *testing.T) {
 		var n int64
 		err := db("carol").QueryRowContext(ctx, "SELECT count(*) FROM counts WHERE n > ?", 0).Scan(&n)
 		checkTrinoError(t, "carol: prepared", err, cannotSelect+"views.counts")
+
+		// system.queries shows a user their own queries, an admin everyone's,
+		// also where the table is named unqualified in session schema system.
+		for _, c := range []struct{ user, query, want string }{
+			{"alice", `SELECT count(*) FROM system.queries WHERE "user" <> 'alice'`, "0"},
+			{"alice", `SELECT count(*) > 0 FROM system.queries WHERE "user" = 'alice'`, "true"},
+			{"carol", `WITH q AS (SELECT * FROM duet.system.queries) SELECT count(DISTINCT "user") FROM q`, "1"},
+			{"root", `SELECT count(DISTINCT "user") >= 3 FROM system.queries`, "true"},
+		} {
+			var got string
+			if err := db(c.user).QueryRowContext(ctx, c.query).Scan(&got); err != nil || got != c.want {
+				t.Errorf("%s: %s = %s, %v; want %s", c.user, c.query, got, err, c.want)
+			}
+		}
+		sysDB, err := sql.Open("trino", strings.Replace(as("bob").TrinoDSN(""), "schema=views", "schema=system", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sysDB.Close()
+		var others int64
+		if err := sysDB.QueryRowContext(ctx, `SELECT count(*) FROM queries WHERE "user" <> 'bob'`).Scan(&others); err != nil || others != 0 {
+			t.Errorf("bob in session schema system sees %d queries of others, %v", others, err)
+		}
 
 		// Metadata lists and describes only what the user may read.
 		for user, want := range map[string][]string{"alice": {"counts", "delays"}, "carol": {"delays"}, "mallory": nil} {

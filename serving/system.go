@@ -115,6 +115,15 @@ type systemTable struct {
 	name, comment string
 	columns       []systemColumn
 	rows          func(ctx context.Context) ([][]any, error)
+	// where, when set, filters the view's rows.
+	where string
+}
+
+func (t *systemTable) whereClause() string {
+	if t.where == "" {
+		return ""
+	}
+	return " WHERE " + t.where
 }
 
 func (t *systemTable) register(ctx context.Context, conn *sql.Conn) error {
@@ -139,7 +148,7 @@ func (t *systemTable) register(ctx context.Context, conn *sql.Conn) error {
 	}
 	view := engine.Table(engine.SystemSchema, t.name)
 	stmts := []string{
-		"CREATE OR REPLACE VIEW " + view + " AS SELECT * FROM " + fn + "()",
+		"CREATE OR REPLACE VIEW " + view + " AS SELECT * FROM " + fn + "()" + t.whereClause(),
 		"COMMENT ON VIEW " + view + " IS " + dataset.QuoteString(t.comment),
 	}
 	for _, c := range t.columns {
@@ -328,6 +337,9 @@ func systemTables(cfg SystemConfig) []*systemTable {
 				{"error", "its error message", tVarchar},
 			},
 			rows: s.queries,
+			// A user who is no admin sees their own queries only: the
+			// gateway names them in this connection variable.
+			where: fmt.Sprintf(`getvariable('%[1]s') IS NULL OR "user" = getvariable('%[1]s')`, sqlgateway.QueriesUserVariable),
 		},
 	}
 }

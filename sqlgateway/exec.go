@@ -74,6 +74,8 @@ type execution struct {
 
 	conn      *sql.Conn
 	schemaSet bool
+	// userSet: QueriesUserVariable is set on conn.
+	userSet bool
 	// rows counts the result rows produced.
 	rows int64
 }
@@ -300,6 +302,12 @@ func (x *execution) connection() (*sql.Conn, error) {
 		}
 		x.schemaSet = true
 	}
+	if a := x.g.cfg.Authorizer; a != nil && !x.userSet && !a.IsAdmin(x.sess.user) {
+		if _, err := conn.ExecContext(x.ctx, "SET VARIABLE "+QueriesUserVariable+" = "+dataset.QuoteString(x.sess.user)); err != nil {
+			return nil, fmt.Errorf("limit system.queries to the session user: %w", err)
+		}
+		x.userSet = true
+	}
 	return conn, nil
 }
 
@@ -309,13 +317,21 @@ func (x *execution) release() {
 	if x.conn == nil {
 		return
 	}
+	var restore []string
 	if x.schemaSet {
+		restore = append(restore, "USE "+dataset.QuoteIdent(x.g.cfg.Catalog))
+	}
+	if x.userSet {
+		restore = append(restore, "RESET VARIABLE "+QueriesUserVariable)
+	}
+	for _, q := range restore {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := x.conn.ExecContext(ctx, "USE "+dataset.QuoteIdent(x.g.cfg.Catalog))
+		_, err := x.conn.ExecContext(ctx, q)
 		cancel()
 		if err != nil {
-			x.g.logger.Warn("discarding DuckDB connection: restoring its schema failed", "query_id", x.q.id, "error", err)
+			x.g.logger.Warn("discarding DuckDB connection: restoring its state failed", "query_id", x.q.id, "statement", q, "error", err)
 			_ = x.conn.Raw(func(any) error { return driver.ErrBadConn })
+			break
 		}
 	}
 	if err := x.conn.Close(); err != nil && !errors.Is(err, sql.ErrConnDone) {

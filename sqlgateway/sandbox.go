@@ -24,7 +24,15 @@ var catalogSchemas = map[string]bool{"information_schema": true, "pg_catalog": t
 // query spells them (SQL compares them without regard to case).
 type Authorizer interface {
 	CanRead(user, schema, table string) bool
+	// IsAdmin reports whether user sees every user's queries in
+	// system.queries; others see their own.
+	IsAdmin(user string) bool
 }
+
+// QueriesUserVariable is the engine variable (SET VARIABLE) that, set on a
+// connection, limits system.queries to that user's queries there. The
+// gateway sets it for users who are no admins; user SQL cannot set it.
+const QueriesUserVariable = "duet_queries_user"
 
 // defaultSchema is where DuckDB resolves an unqualified name when the
 // session has no schema.
