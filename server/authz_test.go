@@ -246,6 +246,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("bob in session schema system sees %d queries of others, %v", others, err)
 		}
 
+		// information_schema lists only what the user may read.
+		for user, want := range map[string][]string{
+			"alice": {"system.queries", "system.views", "views.counts", "views.delays"},
+			"carol": {"raw.flights", "system.queries", "views.delays"},
+		} {
+			got := queryStrings(t, db(user), "SELECT table_schema || '.' || table_name FROM information_schema.tables ORDER BY 1")
+			if !slices.Equal(got, want) {
+				t.Errorf("information_schema.tables for %s: %q, want %q", user, got, want)
+			}
+		}
+		if got := queryStrings(t, db("carol"), "SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema = 'views'"); !slices.Equal(got, []string{"delays"}) {
+			t.Errorf("information_schema.columns of views for carol: %q", got)
+		}
+
 		// Metadata lists and describes only what the user may read.
 		for user, want := range map[string][]string{"alice": {"counts", "delays"}, "carol": {"delays"}, "mallory": nil} {
 			got := queryStrings(t, db(user), "SHOW TABLES FROM views")

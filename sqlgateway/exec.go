@@ -74,8 +74,9 @@ type execution struct {
 
 	conn      *sql.Conn
 	schemaSet bool
-	// userSet: QueriesUserVariable is set on conn.
+	// userSet: the session user's engine variables are set on conn (vars).
 	userSet bool
+	vars    []string
 	// rows counts the result rows produced.
 	rows int64
 }
@@ -302,11 +303,18 @@ func (x *execution) connection() (*sql.Conn, error) {
 		}
 		x.schemaSet = true
 	}
-	if a := x.g.cfg.Authorizer; a != nil && !x.userSet && !a.IsAdmin(x.sess.user) {
-		if _, err := conn.ExecContext(x.ctx, "SET VARIABLE "+QueriesUserVariable+" = "+dataset.QuoteString(x.sess.user)); err != nil {
-			return nil, fmt.Errorf("limit system.queries to the session user: %w", err)
+	if a := x.g.cfg.Authorizer; a != nil && !x.userSet {
+		vars := []string{sessionUserVariable}
+		if !a.IsAdmin(x.sess.user) {
+			vars = append(vars, QueriesUserVariable)
 		}
 		x.userSet = true
+		for _, v := range vars {
+			if _, err := conn.ExecContext(x.ctx, "SET VARIABLE "+v+" = "+dataset.QuoteString(x.sess.user)); err != nil {
+				return nil, fmt.Errorf("name the session user to the engine: %w", err)
+			}
+			x.vars = append(x.vars, v)
+		}
 	}
 	return conn, nil
 }
@@ -321,8 +329,8 @@ func (x *execution) release() {
 	if x.schemaSet {
 		restore = append(restore, "USE "+dataset.QuoteIdent(x.g.cfg.Catalog))
 	}
-	if x.userSet {
-		restore = append(restore, "RESET VARIABLE "+QueriesUserVariable)
+	for _, v := range x.vars {
+		restore = append(restore, "RESET VARIABLE "+v)
 	}
 	for _, q := range restore {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -338,6 +346,7 @@ func (x *execution) release() {
 		x.g.logger.Warn("release DuckDB connection", "query_id", x.q.id, "error", err)
 	}
 	x.conn = nil
+	x.schemaSet, x.userSet, x.vars = false, false, nil
 }
 
 // qualified quotes catalog.name.

@@ -187,7 +187,7 @@ func New(cfg Config, db *sql.DB, logger *slog.Logger, reg prometheus.Registerer)
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if err := installInfoSchema(context.Background(), db, cfg.Catalog); err != nil {
+	if err := installInfoSchema(context.Background(), db, cfg.Catalog, cfg.Authorizer); err != nil {
 		return nil, fmt.Errorf("sqlgateway: %w", err)
 	}
 	if err := installFunctions(context.Background(), db, cfg.Catalog); err != nil {

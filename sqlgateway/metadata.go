@@ -38,7 +38,7 @@ var infoTables = map[string]string{
 
 // installInfoSchema creates duet's information_schema views: DuckDB's own,
 // restricted to the catalog's visible schemas.
-func installInfoSchema(ctx context.Context, db *sql.DB, catalog string) error {
+func installInfoSchema(ctx context.Context, db *sql.DB, catalog string, authz Authorizer) error {
 	schemaCol := map[string]string{"schemata": "schema_name", "tables": "table_schema", "columns": "table_schema", "views": "table_schema"}
 	stmts := []string{"CREATE SCHEMA IF NOT EXISTS " + dataset.QuoteIdent(catalog) + "." + infoSchema}
 	for table, catCol := range infoTables {
@@ -48,13 +48,39 @@ func installInfoSchema(ctx context.Context, db *sql.DB, catalog string) error {
 		}
 		q := fmt.Sprintf(`CREATE OR REPLACE VIEW %s.%s.%s AS SELECT %s FROM system.information_schema.%s WHERE %s = %s AND NOT starts_with(%s, '__')`,
 			dataset.QuoteIdent(catalog), infoSchema, table, sel, table, catCol, dataset.QuoteString(catalog), schemaCol[table])
+		if table != "schemata" {
+			// Under authorization rules, only what the session user may read.
+			q += fmt.Sprintf(` AND (getvariable('%[1]s') IS NULL OR %[2]s(getvariable('%[1]s'), table_schema, table_name))`, sessionUserVariable, canReadFunction)
+		}
 		if table == "schemata" {
 			q += fmt.Sprintf(` UNION ALL SELECT * REPLACE (%s AS catalog_name) FROM system.information_schema.schemata WHERE catalog_name = 'system' AND schema_name = 'information_schema'`,
 				dataset.QuoteString(catalog))
 		}
 		stmts = append(stmts, q)
 	}
-	if err := registerTrinoTypeFunction(ctx, db); err != nil {
+	varchar, err := duckdb.NewTypeInfo(duckdb.TYPE_VARCHAR)
+	if err != nil {
+		return err
+	}
+	boolean, err := duckdb.NewTypeInfo(duckdb.TYPE_BOOLEAN)
+	if err != nil {
+		return err
+	}
+	if err := registerScalar(ctx, db, trinoTypeFunction, []duckdb.TypeInfo{varchar}, varchar, func(v []driver.Value) (any, error) {
+		s, _ := v[0].(string)
+		return trinoTypeName(s), nil
+	}); err != nil {
+		return err
+	}
+	if err := registerScalar(ctx, db, canReadFunction, []duckdb.TypeInfo{varchar, varchar, varchar}, boolean, func(v []driver.Value) (any, error) {
+		if authz == nil {
+			return true, nil
+		}
+		user, _ := v[0].(string)
+		schema, _ := v[1].(string)
+		table, _ := v[2].(string)
+		return authz.CanRead(user, schema, table), nil
+	}); err != nil {
 		return err
 	}
 	for _, q := range stmts {
@@ -72,40 +98,41 @@ type splice struct {
 }
 
 // trinoTypeFunction names a DuckDB type as Trino does (trinoTypeName), for
-// information_schema.columns.
-const trinoTypeFunction = "__duet_trino_type"
+// information_schema.columns; canReadFunction asks the Authorizer whether
+// a user may read a relation, for information_schema under authorization.
+const (
+	trinoTypeFunction = "__duet_trino_type"
+	canReadFunction   = "__duet_can_read"
+)
 
-// registerTrinoTypeFunction registers trinoTypeFunction, once per engine.
-func registerTrinoTypeFunction(ctx context.Context, db *sql.DB) error {
+// registerScalar registers a scalar function implemented by fn, once per
+// engine (DuckDB refuses a second registration of the name).
+func registerScalar(ctx context.Context, db *sql.DB, name string, in []duckdb.TypeInfo, out duckdb.TypeInfo, fn func([]driver.Value) (any, error)) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	var n int
-	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", trinoTypeFunction).Scan(&n); err != nil || n > 0 {
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", name).Scan(&n); err != nil || n > 0 {
 		return err
 	}
-	varchar, err := duckdb.NewTypeInfo(duckdb.TYPE_VARCHAR)
-	if err != nil {
-		return err
-	}
-	f := &trinoTypeUDF{config: duckdb.ScalarFuncConfig{InputTypeInfos: []duckdb.TypeInfo{varchar}, ResultTypeInfo: varchar}}
-	if err := duckdb.RegisterScalarUDF(conn, trinoTypeFunction, f); err != nil {
-		return fmt.Errorf("register %s: %w", trinoTypeFunction, err)
+	f := &scalarUDF{config: duckdb.ScalarFuncConfig{InputTypeInfos: in, ResultTypeInfo: out}, fn: fn}
+	if err := duckdb.RegisterScalarUDF(conn, name, f); err != nil {
+		return fmt.Errorf("register %s: %w", name, err)
 	}
 	return nil
 }
 
-type trinoTypeUDF struct{ config duckdb.ScalarFuncConfig }
+type scalarUDF struct {
+	config duckdb.ScalarFuncConfig
+	fn     func([]driver.Value) (any, error)
+}
 
-func (f *trinoTypeUDF) Config() duckdb.ScalarFuncConfig { return f.config }
+func (f *scalarUDF) Config() duckdb.ScalarFuncConfig { return f.config }
 
-func (f *trinoTypeUDF) Executor() duckdb.ScalarFuncExecutor {
-	return duckdb.ScalarFuncExecutor{RowExecutor: func(values []driver.Value) (any, error) {
-		s, _ := values[0].(string)
-		return trinoTypeName(s), nil
-	}}
+func (f *scalarUDF) Executor() duckdb.ScalarFuncExecutor {
+	return duckdb.ScalarFuncExecutor{RowExecutor: f.fn}
 }
 
 // resolveTables rewrites a query's table references the way Trino would

@@ -34,6 +34,10 @@ type Authorizer interface {
 // gateway sets it for users who are no admins; user SQL cannot set it.
 const QueriesUserVariable = "duet_queries_user"
 
+// sessionUserVariable names the session user on a connection when
+// authorization rules apply, for the information_schema views.
+const sessionUserVariable = "duet_user"
+
 // defaultSchema is where DuckDB resolves an unqualified name when the
 // session has no schema.
 const defaultSchema = "main"
