@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,12 +20,9 @@ import (
 
 	"github.com/duet-analytics/duet/batchlayer"
 	"github.com/duet-analytics/duet/dataset"
-	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/engine"
 	"github.com/duet-analytics/duet/internal/lambdatest"
 	"github.com/duet-analytics/duet/internal/objstore"
-	"github.com/duet-analytics/duet/internal/viewsql"
-	"github.com/duet-analytics/duet/serving"
 	"github.com/duet-analytics/duet/speedlayer"
 )
 
@@ -84,77 +80,14 @@ func genRecord(rnd *rand.Rand, req, n int) arrow.RecordBatch {
 
 func reqID(req int) string { return fmt.Sprintf("r%05d", req) }
 
-type budgetNode struct {
-	cat     *catalog.Store
-	layer   *speedlayer.Layer
-	builder *batchlayer.Builder
-	reg     *prometheus.Registry
-	stop    func()
-}
-
-func startBudgetNode(t *testing.T, dir, budget string, bucket func(*objstore.Filesystem) speedlayer.Bucket) (*budgetNode, *speedlayerDB) {
+func startBudgetNode(t *testing.T, dir, budget string, bucket func(*objstore.Filesystem) speedlayer.Bucket) (*lambdatest.Node, *speedlayerDB) {
 	t.Helper()
-	ctx := context.Background()
-	cat, err := catalog.Open(ctx, filepath.Join(dir, "catalog.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := objstore.NewFilesystem(filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := engine.Open(ctx, engine.Config{AllowedDirectories: []string{dir}, Threads: 2}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	layer, err := speedlayer.New(speedlayer.Config{
-		LogDir: filepath.Join(dir, "log"), ScratchDir: filepath.Join(dir, "scratch"),
-		SegmentMaxRecords: 20_000, SegmentMaxAge: time.Hour, TickInterval: 5 * time.Millisecond,
-		MemoryBudget: budget,
-	}, db, cat, bucket(fs), fs, serving.NewMerger(fs), nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cat.GetDataset(ctx, budgetSpec.Name); errors.Is(err, catalog.ErrNotFound) {
-		if err := cat.CreateDataset(ctx, catalog.Dataset{Spec: budgetSpec}); err != nil {
-			t.Fatal(err)
-		}
-		if err := cat.CreateView(ctx, catalog.View{Name: "v", Dataset: budgetSpec.Name, SQL: budgetViewSQL}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := layer.AddDataset(ctx, budgetSpec); err != nil {
-		t.Fatal(err)
-	}
-	plan, err := viewsql.Analyze(ctx, db, budgetViewSQL, &budgetSpec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var version *catalog.ViewVersion
-	if cur, err := cat.CurrentVersion(ctx, "v"); err == nil {
-		version = &cur
-	}
-	if err := layer.AddView(ctx, "v", plan, version); err != nil {
-		t.Fatal(err)
-	}
-	builder, err := batchlayer.NewBuilder(batchlayer.Config{ScratchDir: filepath.Join(dir, "scratch")}, cat, layer, fs, lambdatest.InProcess{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- layer.Run(runCtx) }()
-	n := &budgetNode{cat: cat, layer: layer, builder: builder, reg: reg}
-	n.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		db.Close()
-		cat.Close()
-	}
-	return n, &speedlayerDB{t: t, db: db}
+	spec := budgetSpec
+	n := lambdatest.Start(t, dir, lambdatest.Options{
+		Spec: &spec, Views: []lambdatest.View{{Name: "v", SQL: budgetViewSQL}}, SegmentRecords: 20_000,
+		Archive: bucket, Speed: func(c *speedlayer.Config) { c.MemoryBudget = budget },
+	})
+	return n, &speedlayerDB{t: t, db: n.DB}
 }
 
 // TestMemoryBudgetBackpressure fills the speed layer while its archiver is
@@ -183,9 +116,9 @@ func TestMemoryBudgetBackpressure(t *testing.T) {
 		gate.Filesystem = fs
 		return gate
 	})
-	defer func() { n.stop() }()
+	defer func() { n.Stop() }()
 	ctx := context.Background()
-	if got := n.layer.Memory().Budget; got != budget {
+	if got := n.Layer.Memory().Budget; got != budget {
 		t.Fatalf("budget = %d, want %d", got, budget)
 	}
 
@@ -206,7 +139,7 @@ func TestMemoryBudgetBackpressure(t *testing.T) {
 	ingest := func() error {
 		req++
 		rec := genRecord(rnd, req, batchRows)
-		_, err := n.layer.Ingest(ctx, budgetSpec.Name, rec)
+		_, err := n.Layer.Ingest(ctx, budgetSpec.Name, rec)
 		if err == nil {
 			accepted = append(accepted, rec)
 			rows += rec.NumRows()
@@ -222,7 +155,7 @@ func TestMemoryBudgetBackpressure(t *testing.T) {
 				!strings.Contains(be.Error(), "memory budget of 16.0 MiB") {
 				t.Fatalf("refusal: %+v: %v", be, err)
 			}
-			if st, err := n.layer.DatasetStatus("ev"); err != nil || st.LogEnd != rows {
+			if st, err := n.Layer.DatasetStatus("ev"); err != nil || st.LogEnd != rows {
 				t.Fatalf("after a refusal the log ends at %d (%v), want %d: a refused request left records", st.LogEnd, err, rows)
 			}
 		case err != nil:
@@ -231,7 +164,7 @@ func TestMemoryBudgetBackpressure(t *testing.T) {
 		// Measured between checkpoints: mid-checkpoint the engine also
 		// holds the compressed copies it is writing, which the budget does
 		// not bound.
-		m, err2 := speedlayer.MeasureSettled(ctx, n.layer)
+		m, err2 := speedlayer.MeasureSettled(ctx, n.Layer)
 		if err2 != nil {
 			t.Fatal(err2)
 		}
@@ -244,7 +177,7 @@ func TestMemoryBudgetBackpressure(t *testing.T) {
 
 	for len(refused) < 30 {
 		if req > 1000 {
-			t.Fatalf("ingest never refused in %d requests (%d rows accepted); retained %d, budget %d", req, rows, n.layer.Memory().Retained, budget)
+			t.Fatalf("ingest never refused in %d requests (%d rows accepted); retained %d, budget %d", req, rows, n.Layer.Memory().Retained, budget)
 		}
 		if ingest() != nil {
 			// As a client waiting Retry-After would, only sooner; the layer
@@ -258,7 +191,7 @@ func TestMemoryBudgetBackpressure(t *testing.T) {
 	if gate.blocked.Load() == 0 {
 		t.Fatal("the archiver never tried to upload: the test did not block it")
 	}
-	if got := counterSum(t, n.reg, "duet_speedlayer_ingest_refused_total"); got != float64(len(refused)) {
+	if got := counterSum(t, n.Registry, "duet_speedlayer_ingest_refused_total"); got != float64(len(refused)) {
 		t.Errorf("duet_speedlayer_ingest_refused_total = %v, want %d", got, len(refused))
 	}
 
@@ -278,13 +211,13 @@ func TestMemoryBudgetBackpressure(t *testing.T) {
 	t.Logf("archiver released: %d requests, %d rows accepted, %d refused, peak engine memory %.1f MiB", req, rows, len(refused), float64(peak)/(1<<20))
 	eng.check(accepted, rows, refused, "after the archiver was released")
 
-	if err := n.layer.Flush(ctx, "ev"); err != nil {
+	if err := n.Layer.Flush(ctx, "ev"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.builder.Build(ctx, batchlayer.Request{JobID: "b1", View: "v"}); err != nil {
+	if _, err := n.Builder.Build(ctx, batchlayer.Request{JobID: "b1", View: "v"}); err != nil {
 		t.Fatal(err)
 	}
-	n.stop()
+	n.Stop()
 	n, eng = startBudgetNode(t, dir, "16MiB", func(fs *objstore.Filesystem) speedlayer.Bucket { return fs })
 	eng.check(accepted, rows, refused, "after a build and a restart")
 }

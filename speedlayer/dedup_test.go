@@ -2,7 +2,6 @@ package speedlayer_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -17,7 +16,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/duet-analytics/duet/batchlayer"
 	"github.com/duet-analytics/duet/dataset"
@@ -25,7 +23,6 @@ import (
 	"github.com/duet-analytics/duet/internal/engine"
 	"github.com/duet-analytics/duet/internal/lambdatest"
 	"github.com/duet-analytics/duet/internal/objstore"
-	"github.com/duet-analytics/duet/internal/viewsql"
 	"github.com/duet-analytics/duet/serving"
 	"github.com/duet-analytics/duet/speedlayer"
 )
@@ -59,83 +56,16 @@ func dedupSpec(keyType dataset.Type) dataset.Spec {
 
 const dedupViewSQL = `SELECT date_trunc('hour', ts) AS hour, count(*) AS n, sum(v) AS s, count(id) AS ids FROM orders GROUP BY 1`
 
-type dedupNode struct {
-	spec    dataset.Spec
-	db      *sql.DB
-	cat     *catalog.Store
-	layer   *speedlayer.Layer
-	builder *batchlayer.Builder
-	reg     *prometheus.Registry
-	stop    func()
-}
+// dedupNode is a node whose dataset has a dedup key, with the helpers the
+// tests below share.
+type dedupNode struct{ *lambdatest.Node }
 
 func startDedupNode(t *testing.T, dir string, spec dataset.Spec, clk *clock) *dedupNode {
 	t.Helper()
-	ctx := context.Background()
-	cat, err := catalog.Open(ctx, filepath.Join(dir, "catalog.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := objstore.NewFilesystem(filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := engine.Open(ctx, engine.Config{AllowedDirectories: []string{dir}, Threads: 2}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	layer, err := speedlayer.New(speedlayer.Config{
-		LogDir: filepath.Join(dir, "log"), ScratchDir: filepath.Join(dir, "scratch"),
-		SegmentMaxRecords: 1000, SegmentMaxAge: time.Hour, TickInterval: 5 * time.Millisecond, Now: clk.Now,
-	}, db, cat, fs, fs, serving.NewMerger(fs), nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cat.GetDataset(ctx, spec.Name); errors.Is(err, catalog.ErrNotFound) {
-		if err := cat.CreateDataset(ctx, catalog.Dataset{Spec: spec}); err != nil {
-			t.Fatal(err)
-		}
-		if err := cat.CreateView(ctx, catalog.View{Name: "v", Dataset: spec.Name, SQL: dedupViewSQL}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stored, err := cat.GetDataset(ctx, spec.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The layer gets the spec as the catalog stored it, as the server does.
-	if err := layer.AddDataset(ctx, stored.Spec); err != nil {
-		t.Fatal(err)
-	}
-	plan, err := viewsql.Analyze(ctx, db, dedupViewSQL, &stored.Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var version *catalog.ViewVersion
-	if cur, err := cat.CurrentVersion(ctx, "v"); err == nil {
-		version = &cur
-	}
-	if err := layer.AddView(ctx, "v", plan, version); err != nil {
-		t.Fatal(err)
-	}
-	builder, err := batchlayer.NewBuilder(batchlayer.Config{ScratchDir: filepath.Join(dir, "scratch")}, cat, layer, fs, lambdatest.InProcess{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- layer.Run(runCtx) }()
-	n := &dedupNode{spec: stored.Spec, db: db, cat: cat, layer: layer, builder: builder, reg: reg}
-	n.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		db.Close()
-		cat.Close()
-	}
-	return n
+	return &dedupNode{lambdatest.Start(t, dir, lambdatest.Options{
+		Spec: &spec, Views: []lambdatest.View{{Name: "v", SQL: dedupViewSQL}}, SegmentRecords: 1000,
+		Speed: func(c *speedlayer.Config) { c.Now = clk.Now },
+	})}
 }
 
 // order is one event; a nil id is a null key.
@@ -160,7 +90,7 @@ func orders(v int64, ids ...string) []order {
 }
 
 func (n *dedupNode) record(rows []order) arrow.RecordBatch {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, n.spec.ArrowSchema())
+	b := array.NewRecordBuilder(memory.DefaultAllocator, n.Spec.ArrowSchema())
 	defer b.Release()
 	for _, r := range rows {
 		b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(r.ts.UnixMicro()))
@@ -202,7 +132,7 @@ func (n *dedupNode) ingest(t *testing.T, rows []order, wantFirst int64, keep ...
 	t.Helper()
 	rec := n.record(rows)
 	defer rec.Release()
-	res, err := n.layer.IngestBatch(context.Background(), n.spec.Name, rec)
+	res, err := n.Layer.IngestBatch(context.Background(), n.Spec.Name, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +155,7 @@ func (n *dedupNode) ingest(t *testing.T, rows []order, wantFirst int64, keep ...
 func (n *dedupNode) check(t *testing.T, accepted []order, step string) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := n.db.Conn(ctx)
+	conn, err := n.DB.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +166,7 @@ func (n *dedupNode) check(t *testing.T, accepted []order, step string) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	exec(fmt.Sprintf("CREATE OR REPLACE TABLE memory.main.expected(ts TIMESTAMP, id %s, v BIGINT)", n.spec.Columns[1].Type.DuckDBType()))
+	exec(fmt.Sprintf("CREATE OR REPLACE TABLE memory.main.expected(ts TIMESTAMP, id %s, v BIGINT)", n.Spec.Columns[1].Type.DuckDBType()))
 	defer exec("DROP TABLE memory.main.expected")
 	if len(accepted) > 0 {
 		vals := make([]string, len(accepted))
@@ -260,7 +190,7 @@ func (n *dedupNode) check(t *testing.T, accepted []order, step string) {
 			t.Fatalf("%s: %d rows differ between %q and %q over %d accepted rows", step, diff, pair[1], pair[0], len(accepted))
 		}
 	}
-	st, err := n.layer.DatasetStatus(n.spec.Name)
+	st, err := n.Layer.DatasetStatus(n.Spec.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +202,7 @@ func (n *dedupNode) check(t *testing.T, accepted []order, step string) {
 // gauge reads a metric with a dataset label from the node's registry.
 func (n *dedupNode) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	mfs, err := n.reg.Gather()
+	mfs, err := n.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +211,7 @@ func (n *dedupNode) metric(t *testing.T, name string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() != n.spec.Name {
+			if m.GetLabel()[0].GetValue() != n.Spec.Name {
 				continue
 			}
 			if m.GetGauge() != nil {
@@ -290,7 +220,7 @@ func (n *dedupNode) metric(t *testing.T, name string) float64 {
 			return m.GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no metric %s{dataset=%q}", name, n.spec.Name)
+	t.Fatalf("no metric %s{dataset=%q}", name, n.Spec.Name)
 	return 0
 }
 
@@ -305,7 +235,7 @@ func TestDedupIgnoresRepeatsWithinWindow(t *testing.T) {
 			clk := &clock{t: time.Now()}
 			t0 := clk.Now()
 			n := startDedupNode(t, t.TempDir(), dedupSpec(kt), clk)
-			defer func() { n.stop() }()
+			defer func() { n.Stop() }()
 			var acc []order
 
 			// Within one request the first occurrence wins.
@@ -329,7 +259,7 @@ func TestDedupIgnoresRepeatsWithinWindow(t *testing.T) {
 			}
 
 			// A build hands the records to the batch layer: no duplicate comes back.
-			if _, err := n.builder.Build(context.Background(), batchlayer.Request{JobID: "b1", View: "v"}); err != nil {
+			if _, err := n.Builder.Build(context.Background(), batchlayer.Request{JobID: "b1", View: "v"}); err != nil {
 				t.Fatal(err)
 			}
 			n.check(t, acc, "after a build")
@@ -365,19 +295,19 @@ func TestDedupSurvivesRestart(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	t0 := clk.Now()
 	n := startDedupNode(t, dir, dedupSpec(dataset.Varchar), clk)
-	defer func() { n.stop() }()
+	defer func() { n.Stop() }()
 	ctx := context.Background()
 	var acc []order
 	acc = append(acc, n.ingest(t, orders(1, "a", "b"), 0, 0, 1)...)
-	if err := n.layer.Flush(ctx, n.spec.Name); err != nil {
+	if err := n.Layer.Flush(ctx, n.Spec.Name); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := n.layer.DatasetStatus(n.spec.Name); st.ArchivedEnd != 2 {
+	if st, _ := n.Layer.DatasetStatus(n.Spec.Name); st.ArchivedEnd != 2 {
 		t.Fatalf("archived up to %d, want 2", st.ArchivedEnd)
 	}
 	acc = append(acc, n.ingest(t, orders(5, "c"), 2, 0)...)
 
-	n.stop()
+	n.Stop()
 	clk.set(t0.Add(5 * time.Minute))
 	n = startDedupNode(t, dir, dedupSpec(dataset.Varchar), clk)
 	n.check(t, acc, "after restart")
@@ -391,14 +321,14 @@ func TestDedupSurvivesRestart(t *testing.T) {
 	// Past the window of the archive file (created about t0), a and b are
 	// accepted again; c, replayed at the first restart (t0+5m) and again
 	// now, is held from this restart on: the window only ever gets longer.
-	n.stop()
+	n.Stop()
 	clk.set(t0.Add(dedupWindow + time.Minute))
 	n = startDedupNode(t, dir, dedupSpec(dataset.Varchar), clk)
 	acc = append(acc, n.ingest(t, orders(20, "a", "c", "d", "b"), 4, 0, 3)...)
 	n.check(t, acc, "after the window, restarted")
 	// (A build archives what the log holds. Archive files are stamped by the
 	// real clock, which this test has left behind, so it comes last.)
-	if _, err := n.builder.Build(ctx, batchlayer.Request{JobID: "b1", View: "v"}); err != nil {
+	if _, err := n.Builder.Build(ctx, batchlayer.Request{JobID: "b1", View: "v"}); err != nil {
 		t.Fatal(err)
 	}
 	n.check(t, acc, "after a build")
@@ -409,11 +339,11 @@ func TestDedupSurvivesRestart(t *testing.T) {
 func TestDedupRefusedRequestLeavesNoKeys(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	n := startDedupNode(t, t.TempDir(), dedupSpec(dataset.Varchar), clk)
-	defer func() { n.stop() }()
+	defer func() { n.Stop() }()
 	rec := n.record(orders(1, "a"))
 	defer rec.Release()
 	// A dataset the layer does not hold: refused before the index.
-	if _, err := n.layer.IngestBatch(context.Background(), "nope", rec); !errors.Is(err, speedlayer.ErrUnknownDataset) {
+	if _, err := n.Layer.IngestBatch(context.Background(), "nope", rec); !errors.Is(err, speedlayer.ErrUnknownDataset) {
 		t.Fatalf("got %v", err)
 	}
 	// A record with the wrong schema passes the index, then the log refuses it.
@@ -421,7 +351,7 @@ func TestDedupRefusedRequestLeavesNoKeys(t *testing.T) {
 		{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Microsecond}}, {Name: "id", Type: arrow.BinaryTypes.String}, {Name: "w", Type: arrow.PrimitiveTypes.Int64},
 	}, nil), rec.Columns(), rec.NumRows())
 	defer bad.Release()
-	if _, err := n.layer.IngestBatch(context.Background(), n.spec.Name, bad); err == nil {
+	if _, err := n.Layer.IngestBatch(context.Background(), n.Spec.Name, bad); err == nil {
 		t.Fatal("a record with a wrong column name was accepted")
 	}
 	if got := n.metric(t, "duet_speedlayer_dedup_keys"); got != 0 {

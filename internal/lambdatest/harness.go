@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/duet-analytics/duet/batchlayer"
 	"github.com/duet-analytics/duet/dataset"
@@ -52,6 +53,8 @@ type Node struct {
 	Bucket  *objstore.Filesystem
 	Layer   *speedlayer.Layer
 	Builder *batchlayer.Builder
+	// Registry holds the speed layer's metrics.
+	Registry *prometheus.Registry
 	// Spec is the dataset as the catalog holds it (validated).
 	Spec dataset.Spec
 	Stop func()
@@ -72,6 +75,10 @@ type Options struct {
 	Views []View
 	// Threads is the engine's thread count; 2 when 0.
 	Threads int
+	// Archive wraps the filesystem bucket the speed layer archives to.
+	Archive func(*objstore.Filesystem) speedlayer.Bucket
+	// Speed adjusts the speed layer's configuration (budget, clock).
+	Speed func(*speedlayer.Config)
 }
 
 // View is a view to create: a name and its SQL.
@@ -99,14 +106,23 @@ func Start(t *testing.T, dir string, o Options) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer, err := speedlayer.New(speedlayer.Config{
+	scfg := speedlayer.Config{
 		LogDir: filepath.Join(dir, "log"), ScratchDir: filepath.Join(dir, "scratch"),
 		SegmentMaxRecords: max(o.SegmentRecords, 1), SegmentMaxAge: time.Hour, TickInterval: 5 * time.Millisecond,
-	}, db, cat, bucket, bucket, serving.NewMerger(bucket), nil, nil)
+	}
+	if o.Speed != nil {
+		o.Speed(&scfg)
+	}
+	var archive speedlayer.Bucket = bucket
+	if o.Archive != nil {
+		archive = o.Archive(bucket)
+	}
+	reg := prometheus.NewRegistry()
+	layer, err := speedlayer.New(scfg, db, cat, archive, bucket, serving.NewMerger(bucket), nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{t: t, Cat: cat, DB: db, Bucket: bucket, Layer: layer}
+	n := &Node{t: t, Cat: cat, DB: db, Bucket: bucket, Layer: layer, Registry: reg}
 	if o.Spec != nil {
 		n.startCustom(ctx, *o.Spec, o.Views)
 	} else {
