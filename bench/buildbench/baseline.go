@@ -30,16 +30,3 @@ func runBaseline(ctx context.Context, files []string, out string) error {
 	}
 	return nil
 }
-
-// duckdbInfo is the version and default thread count of the DuckDB linked
-// into duet, which executors and the baseline both use.
-func duckdbInfo(ctx context.Context) (version string, threads int, err error) {
-	connector, err := duckdb.NewConnector("", nil)
-	if err != nil {
-		return "", 0, err
-	}
-	db := sql.OpenDB(connector)
-	defer db.Close()
-	err = db.QueryRowContext(ctx, "SELECT version(), current_setting('threads')").Scan(&version, &threads)
-	return version, threads, err
-}

@@ -3,17 +3,19 @@ package main
 import (
 	"slices"
 	"time"
+
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 // Results is everything one run measured; it is written as JSON and
 // rendered into BENCHMARKS.md.
 type Results struct {
-	GeneratedAt time.Time `json:"generated_at"`
-	Machine     Machine   `json:"machine"`
-	Data        DataInfo  `json:"data"`
-	Full        Scenario  `json:"full_build"`
-	Baseline    Scenario  `json:"direct_duckdb"`
-	Incremental Scenario  `json:"incremental_build"`
+	GeneratedAt time.Time        `json:"generated_at"`
+	Machine     benchenv.Machine `json:"machine"`
+	Data        DataInfo         `json:"data"`
+	Full        Scenario         `json:"full_build"`
+	Baseline    Scenario         `json:"direct_duckdb"`
+	Incremental Scenario         `json:"incremental_build"`
 	// IncrementalCold is the incremental build on executors started with
 	// their task rather than a standby one.
 	IncrementalCold Scenario   `json:"incremental_build_cold_executor"`

@@ -12,6 +12,8 @@ import (
 	"github.com/duet-analytics/duet/bench/internal/benchdoc"
 	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/executor"
+
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 // The targets.
@@ -86,7 +88,7 @@ func dataDir(cfg Config, logger *slog.Logger) (string, func(), error) {
 }
 
 func newBench(ctx context.Context, cfg Config, p paths, logger *slog.Logger) (*bench, error) {
-	machine, err := describeMachine(ctx)
+	machine, err := benchenv.DescribeMachine(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("describe machine: %w", err)
 	}

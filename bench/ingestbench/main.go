@@ -11,10 +11,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 func main() {
@@ -32,21 +33,8 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, newProgressLogger(os.Stderr)); err != nil {
+	if err := run(ctx, cfg, benchenv.ProgressLogger(os.Stderr)); err != nil {
 		fmt.Fprintln(os.Stderr, "ingestbench:", err)
 		os.Exit(1)
 	}
-}
-
-// newProgressLogger prints one key=value line per step, without timestamps:
-// the lines carry their own figures.
-func newProgressLogger(w *os.File) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		},
-	}))
 }

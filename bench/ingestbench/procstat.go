@@ -3,17 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"database/sql"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/duckdb/duckdb-go/v2"
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
@@ -103,49 +100,10 @@ func processRSS(pid int) (int64, error) {
 
 // Machine is where the figures were measured.
 type Machine struct {
-	CPUs          int    `json:"cpus"`
-	CPUModel      string `json:"cpu_model"`
-	MemoryBytes   int64  `json:"memory_bytes"`
-	OS            string `json:"os"`
-	Arch          string `json:"arch"`
-	GoVersion     string `json:"go_version"`
-	GOMAXPROCS    int    `json:"gomaxprocs"`
-	DuckDBVersion string `json:"duckdb_version"`
-	DuckDBThreads int    `json:"duckdb_threads"`
+	benchenv.Machine
 	// Filesystem is the type of the file system the server's data
 	// directory (and so its event log, fsynced per request) is on.
 	Filesystem string `json:"filesystem"`
-}
-
-func describeMachine() Machine {
-	m := Machine{
-		CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-		CPUModel: procField("/proc/cpuinfo", "model name"),
-	}
-	// MemTotal is in kB.
-	if kb, err := strconv.ParseInt(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 10, 64); err == nil {
-		m.MemoryBytes = kb << 10
-	}
-	return m
-}
-
-// procField is the value of the first "key: value" line with key in a
-// /proc file, "unknown" when there is none.
-func procField(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }
 
 // filesystemOf names the type of the file system holding dir, from the
@@ -167,17 +125,4 @@ func filesystemOf(dir string) string {
 		}
 	}
 	return typ
-}
-
-// duckdbInfo is the version and default thread count of the DuckDB linked
-// into this program, and so into the server process it starts.
-func duckdbInfo(ctx context.Context) (version string, threads int, err error) {
-	connector, err := duckdb.NewConnector("", nil)
-	if err != nil {
-		return "", 0, err
-	}
-	db := sql.OpenDB(connector)
-	defer db.Close()
-	err = db.QueryRowContext(ctx, "SELECT version(), current_setting('threads')").Scan(&version, &threads)
-	return version, threads, err
 }

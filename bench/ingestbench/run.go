@@ -11,6 +11,8 @@ import (
 
 	"github.com/duet-analytics/duet/bench/internal/benchdoc"
 	"github.com/duet-analytics/duet/server"
+
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 // bench is one benchmark run's state.
@@ -94,12 +96,11 @@ func (b *bench) prepare(ctx context.Context) error {
 		w.Columns = append(w.Columns, Column{Name: c.Name, Type: string(c.Type)})
 	}
 	b.res.Workload = w
-	b.res.Machine = describeMachine()
-	b.res.Machine.Filesystem = filesystemOf(b.root)
-	var err error
-	if b.res.Machine.DuckDBVersion, b.res.Machine.DuckDBThreads, err = duckdbInfo(ctx); err != nil {
+	machine, err := benchenv.DescribeMachine(ctx)
+	if err != nil {
 		return fmt.Errorf("read DuckDB version: %w", err)
 	}
+	b.res.Machine = Machine{Machine: machine, Filesystem: filesystemOf(b.root)}
 	b.logger.Info("payloads encoded", "events", b.cfg.Bodies*b.cfg.Batch, "ndjson_bytes_per_event", fmt.Sprintf("%.1f", w.NDJSONBytesPerEvent),
 		"arrow_ipc_bytes_per_event", fmt.Sprintf("%.1f", w.ArrowIPCBytesPerEvent), "seconds", since(start))
 	return nil

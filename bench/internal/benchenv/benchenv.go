@@ -1,12 +1,18 @@
-package main
+// Package benchenv describes where a benchmark runs and logs its progress,
+// the same way for every benchmark of duet.
+package benchenv
 
 import (
 	"bufio"
 	"context"
+	"database/sql"
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
 )
 
 // Machine is where the figures were measured.
@@ -22,7 +28,9 @@ type Machine struct {
 	DuckDBThreads int    `json:"duckdb_threads"`
 }
 
-func describeMachine(ctx context.Context) (Machine, error) {
+// DescribeMachine reads the machine from the Go runtime, /proc and a
+// DuckDB opened with its defaults.
+func DescribeMachine(ctx context.Context) (Machine, error) {
 	m := Machine{
 		CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0),
@@ -32,8 +40,13 @@ func describeMachine(ctx context.Context) (Machine, error) {
 	if kb, err := strconv.ParseInt(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 10, 64); err == nil {
 		m.MemoryBytes = kb << 10
 	}
-	var err error
-	m.DuckDBVersion, m.DuckDBThreads, err = duckdbInfo(ctx)
+	connector, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return m, err
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	err = db.QueryRowContext(ctx, "SELECT version(), current_setting('threads')").Scan(&m.DuckDBVersion, &m.DuckDBThreads)
 	return m, err
 }
 
@@ -53,4 +66,17 @@ func procField(path, key string) string {
 		}
 	}
 	return "unknown"
+}
+
+// ProgressLogger prints one key=value line per step, without timestamps:
+// the lines carry their own figures.
+func ProgressLogger(w *os.File) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
 }
