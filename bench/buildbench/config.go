@@ -4,8 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 // Config is what one benchmark run measures and where it writes.
@@ -75,15 +75,9 @@ func (c *Config) Validate() error {
 	case c.Out == "" || c.JSON == "":
 		return errors.New("-out and -json: required")
 	}
-	duet, err := filepath.Abs(c.Duet)
-	if err != nil {
-		return fmt.Errorf("-duet %s: %w", c.Duet, err)
-	}
-	if st, err := os.Stat(duet); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("-duet %s: not an executable duet binary; build it with `make build`", c.Duet)
-	}
+	duet, err := benchenv.DuetBinary(c.Duet)
 	c.Duet = duet
-	return nil
+	return err
 }
 
 // incrementRows is how many rows each incremental run appends.

@@ -6,8 +6,10 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -66,6 +68,19 @@ func procField(path, key string) string {
 		}
 	}
 	return "unknown"
+}
+
+// DuetBinary resolves the -duet flag to an absolute path, as executors run
+// in their own working directories, and checks it is an executable file.
+func DuetBinary(path string) (string, error) {
+	duet, err := filepath.Abs(path)
+	if err != nil {
+		return path, fmt.Errorf("-duet %s: %w", path, err)
+	}
+	if st, err := os.Stat(duet); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return path, fmt.Errorf("-duet %s: not an executable duet binary; build it with `make build`", path)
+	}
+	return duet, nil
 }
 
 // ProgressLogger prints one key=value line per step, without timestamps:
