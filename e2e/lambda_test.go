@@ -17,6 +17,7 @@ import (
 	"github.com/duet-analytics/duet/api"
 	"github.com/duet-analytics/duet/client"
 	"github.com/duet-analytics/duet/dataset"
+	"github.com/duet-analytics/duet/internal/lambdatest"
 )
 
 const viewSQL = `SELECT date_trunc('hour', date) AS hour, origin, count(*) AS flights, sum(delay) AS total_delay, min(delay) AS min_delay, max(delay) AS max_delay, avg(delay) AS avg_delay FROM flights GROUP BY 1, 2`
@@ -149,31 +150,13 @@ func recompute(t *testing.T, all []flight, query string) [][]any {
 
 func queryRows(t *testing.T, db *sql.DB, query string) [][]any {
 	t.Helper()
-	rows, err := db.QueryContext(ctxT(t), query)
-	if err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out [][]any
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
+	rows := lambdatest.QueryAll(ctxT(t), t, db, query)
+	for _, row := range rows {
+		for i, v := range row {
+			row[i] = canonical(v)
 		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		for i, v := range vals {
-			vals[i] = canonical(v)
-		}
-		out = append(out, vals)
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return out
+	return rows
 }
 
 // canonical maps both drivers' values onto one representation: integers as

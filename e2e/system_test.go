@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/duet-analytics/duet/api"
+	"github.com/duet-analytics/duet/internal/lambdatest"
 )
 
 // TestSystemTablesThroughTrino: through a real Trino client, system.freshness
@@ -134,32 +135,7 @@ func rowsOf(vals []string) [][]any {
 
 // scanAll runs q and returns its rows as the Trino client gives them.
 func scanAll(t *testing.T, db *sql.DB, q string) [][]any {
-	t.Helper()
-	rows, err := db.QueryContext(ctxT(t), q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]any
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, vals)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return out
+	return lambdatest.QueryAll(ctxT(t), t, db, q)
 }
 
 // assertSystemFreshness compares system.freshness and system.speed_segments

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/duet-analytics/duet/api"
 	"github.com/duet-analytics/duet/client"
 	"github.com/duet-analytics/duet/dataset"
+	"github.com/duet-analytics/duet/internal/lambdatest"
 )
 
 const testAuthzRules = `{
@@ -300,29 +302,9 @@ func checkTrinoError(t *testing.T, what string, err error, want string) {
 // queryStrings is the first column of a query's rows.
 func queryStrings(t *testing.T, db *sql.DB, query string) []string {
 	t.Helper()
-	rows, err := db.Query(query)
-	if err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, vals[0].(string))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+	for _, row := range lambdatest.QueryAll(context.Background(), t, db, query) {
+		out = append(out, row[0].(string))
 	}
 	return out
 }

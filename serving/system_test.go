@@ -2,7 +2,6 @@ package serving_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -57,40 +56,17 @@ func build(t *testing.T, n *lambdatest.Node, job string) catalog.ViewVersion {
 }
 
 // queryRows runs q and returns its rows with NULL as nil, times in UTC.
-func queryRows(t *testing.T, db interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, q string, args ...any) [][]any {
+func queryRows(t *testing.T, db lambdatest.Querier, q string, args ...any) [][]any {
 	t.Helper()
-	rows, err := db.QueryContext(context.Background(), q, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]any
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		for i, v := range vals {
+	rows := lambdatest.QueryAll(context.Background(), t, db, q, args...)
+	for _, row := range rows {
+		for i, v := range row {
 			if tm, ok := v.(time.Time); ok {
-				vals[i] = tm.UTC()
+				row[i] = tm.UTC()
 			}
 		}
-		out = append(out, vals)
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return out
+	return rows
 }
 
 func assertRows(t *testing.T, what string, got, want [][]any) {

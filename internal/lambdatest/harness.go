@@ -364,3 +364,39 @@ func (n *Node) Check(accepted []Row, step string) {
 		}
 	}
 }
+
+// Querier runs a query: a *sql.DB or *sql.Conn.
+type Querier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
+
+// QueryAll runs q and returns every row as the driver scans it into any;
+// a failing query fails the test.
+func QueryAll(ctx context.Context, t testing.TB, db Querier, q string, args ...any) [][]any {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, vals)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
