@@ -98,7 +98,6 @@ func (g *Gateway) admit(q *query) *queryError {
 func (g *Gateway) produce(q *query, sessErr *queryError) {
 	defer g.producers.Done()
 	defer q.stop()
-	g.running.Add(1)
 	x := &execution{g: g, q: q, ctx: q.ctx, sess: q.sess}
 
 	var last *batch
@@ -107,11 +106,13 @@ func (g *Gateway) produce(q *query, sessErr *queryError) {
 		qe = g.admit(q)
 	}
 	if qe == nil {
+		// Counted from admission: a statement waiting for a slot is not running.
+		g.running.Add(1)
 		last, qe = x.runRecovered()
 		x.release()
 		g.admission.release(q.sess.user)
+		g.running.Add(-1)
 	}
-	g.running.Add(-1)
 
 	state := "finished"
 	if qe != nil {

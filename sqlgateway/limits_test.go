@@ -84,6 +84,9 @@ func TestLimitsQueueIsFairAcrossUsers(t *testing.T) {
 	if s := state(a3.ID); s != "QUEUED" {
 		t.Fatalf("alice's third query: %s, want QUEUED", s)
 	}
+	if got := tg.metric(t, "duet_sqlgateway_running_queries", nil); got != 2 {
+		t.Fatalf("running_queries = %v with two queries running and two queued, want 2", got)
+	}
 	full := c.post("SELECT 'full'", as("carol"))
 	d := c.get(full.NextURI)
 	for d.Error == nil && d.NextURI != "" {
