@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -323,11 +324,94 @@ func TestStartupRefusesBadAuthz(t *testing.T) {
 		{"bad pattern", func(c *Config) { c.Auth.JWTSecretFile, c.AuthzFile = secret, bad },
 			"authz file " + bad + `: read[0] (user "a"): tables[0]: "views": write schema.table, each part a name or *, such as views.delays, views.* or system.*`},
 		{"missing file", func(c *Config) { c.Auth.JWTSecretFile, c.AuthzFile = secret, filepath.Join(dir, "nope.json") }, "authz file: open "},
-		{"rules with routing", func(c *Config) {
-			c.Auth.JWTSecretFile, c.AuthzFile, c.RoutingFile = secret, good, filepath.Join(dir, "routing.json")
-		},
-			"authz_file " + good + " with routing_file " + filepath.Join(dir, "routing.json") + ": statements routed to other clusters would skip the read rules; use one or the other"},
 		{"rules without authentication", func(c *Config) { c.AuthzFile = good },
 			"authz_file " + good + ": authorization rules need authenticated users: set --auth-password-file (with --tls-cert and --tls-key), --auth-jwt-secret-file or --auth-jwks-file"},
 	})
+}
+
+// TestAuthorizationWithRouting: under authorization rules, a statement
+// leaves for a Trino cluster (here a second duet server) only after duet
+// has checked what it reads; what duet cannot check runs here instead.
+func TestAuthorizationWithRouting(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	upstream := runServer(t, testConfig(filepath.Join(dir, "upstream")))
+	up, err := client.New("http://"+upstream.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.CloseIdleConnections)
+	cols := []dataset.Column{{Name: "ts", Type: dataset.Timestamp}, {Name: "carrier", Type: dataset.Varchar}, {Name: "delay", Type: dataset.Bigint}}
+	if _, err := up.CreateDataset(ctx, api.Dataset{Name: "flights", TimeColumn: "ts", Columns: cols}); err != nil {
+		t.Fatal(err)
+	}
+	rows := []byte(`{"ts": "2026-01-01T10:00:00Z", "carrier": "AA", "delay": 5}` + "\n" + `{"ts": "2026-01-01T11:00:00Z", "carrier": "BB", "delay": 7}` + "\n")
+	if _, err := up.Ingest(ctx, "flights", ContentTypeNDJSON, rows); err != nil {
+		t.Fatal(err)
+	}
+
+	writeTestFile(t, filepath.Join(dir, "jwt-secret"), testJWTSecret)
+	writeTestFile(t, filepath.Join(dir, "authz.json"), testAuthzRules)
+	writeTestFile(t, filepath.Join(dir, "routing.json"), `{
+		"clusters": [{"name": "upstream", "url": "http://`+upstream.Addr()+`", "group": "heavy"}],
+		"rules": [{"name": "raw-scans", "group": "heavy", "schema": "raw"}]}`)
+	cfg := testConfig(filepath.Join(dir, "front"))
+	cfg.Auth.JWTSecretFile = filepath.Join(dir, "jwt-secret")
+	cfg.AuthzFile = filepath.Join(dir, "authz.json")
+	cfg.RoutingFile = filepath.Join(dir, "routing.json")
+	front := runServer(t, cfg)
+
+	trinoDB := func(user string) *sql.DB {
+		c, err := client.NewWithConfig("http://"+front.Addr(), nil, client.Config{Credentials: client.Credentials{Token: hs256Token(t, user, time.Hour)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := sql.Open("trino", c.TrinoDSN(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	carol, alice := trinoDB("carol"), trinoDB("alice")
+	// The front server has no dataset flights: a count is the upstream's.
+	var n int64
+	if err := carol.QueryRowContext(ctx, "SELECT count(*) FROM raw.flights").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("carol's routed raw scan: %d, %v; want the upstream's 2 rows", n, err)
+	}
+	denied := "Access Denied: Cannot select from table raw.flights"
+	for _, q := range []string{
+		"SELECT count(*) FROM raw.flights",
+		"SELECT count(*) FROM views.delays JOIN raw.flights ON true",
+		"WITH f AS (SELECT * FROM raw.flights) SELECT count(*) FROM f",
+	} {
+		err := alice.QueryRowContext(ctx, q).Scan(&n)
+		checkTrinoError(t, "alice: "+q, err, denied)
+	}
+	err = carol.QueryRowContext(ctx, "SELECT count(*) FROM raw.flights, read_csv('/etc/passwd')").Scan(&n)
+	checkTrinoError(t, "carol: read_csv", err, "Access Denied: table function read_csv is not available: queries read duet's views, raw and system schemas, not files or engine internals")
+	err = carol.QueryRowContext(ctx, "SELECT count(*) FROM hive.raw.flights").Scan(&n)
+	checkTrinoError(t, "carol: another catalog", err, "Access Denied: cannot read hive.raw.flights: catalog hive is not available; use catalog duet")
+
+	// What duet cannot parse as a query runs here, and the answer says so.
+	for stmt, routedTo := range map[string]string{"SELECT count(*) FROM raw.flights": "upstream", "SHOW TABLES": "local"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+front.Addr()+"/v1/statement", strings.NewReader(stmt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+hs256Token(t, "carol", time.Hour))
+		req.Header.Set("X-Trino-User", "carol")
+		req.Header.Set("X-Trino-Schema", "raw") // routes to the heavy group
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Duet-Routed-To"); got != routedTo {
+			t.Errorf("%s: X-Duet-Routed-To %q, want %q", stmt, got, routedTo)
+		}
+		if fallback := resp.Header.Get("X-Duet-Routing-Fallback"); (routedTo == "local") != strings.Contains(fallback, "authorization rules") {
+			t.Errorf("%s: X-Duet-Routing-Fallback %q", stmt, fallback)
+		}
+	}
 }

@@ -169,9 +169,6 @@ func (c *Config) validateSecurity(listenHost string) error {
 	if c.Auth.PasswordFile != "" && c.TLSCertFile == "" {
 		return errors.New("auth password_file: password authentication needs TLS, or passwords cross the network in clear: set --tls-cert and --tls-key")
 	}
-	if c.AuthzFile != "" && c.RoutingFile != "" {
-		return fmt.Errorf("authz_file %s with routing_file %s: statements routed to other clusters would skip the read rules; use one or the other", c.AuthzFile, c.RoutingFile)
-	}
 	if c.AuthzFile != "" && !c.Auth.Enabled() {
 		return fmt.Errorf("authz_file %s: authorization rules need authenticated users: set --auth-password-file (with --tls-cert and --tls-key), --auth-jwt-secret-file or --auth-jwks-file", c.AuthzFile)
 	}

@@ -438,6 +438,35 @@ type serializedSQL struct {
 	} `json:"statements"`
 }
 
+// rowQuerier is a connection or the pool.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// parseSQL has DuckDB parse text: json_serialize_sql's answer, and its
+// parse tree when it parsed.
+func parseSQL(ctx context.Context, conn rowQuerier, text string) (serializedSQL, any, error) {
+	var js string
+	var parsed serializedSQL
+	// json_serialize_sql takes only a constant, not a parameter.
+	if err := conn.QueryRowContext(ctx, "SELECT CAST(json_serialize_sql("+dataset.QuoteString(text)+") AS VARCHAR)").Scan(&js); err != nil {
+		return parsed, nil, fmt.Errorf("parse statement: %w", err)
+	}
+	if err := json.Unmarshal([]byte(js), &parsed); err != nil {
+		return parsed, nil, fmt.Errorf("read json_serialize_sql output: %w", err)
+	}
+	if parsed.Error {
+		return parsed, nil, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(js))
+	dec.UseNumber() // query_location may be 2^64-1 (unknown)
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return parsed, nil, fmt.Errorf("read json_serialize_sql output: %w", err)
+	}
+	return parsed, tree, nil
+}
+
 // limitPrefix opens the subquery that bounds a result; on the statement's
 // first line, so the engine's error positions keep their lines.
 const limitPrefix = "SELECT * FROM ("
@@ -448,14 +477,9 @@ const limitPrefix = "SELECT * FROM ("
 // is a bare NULL literal, which Trino types unknown (DuckDB reports
 // INTEGER), and returns the parse tree.
 func (x *execution) checkReadOnly(conn *sql.Conn, text string, rewritten bool) ([]bool, any, error) {
-	var js string
-	// json_serialize_sql takes only a constant, not a parameter.
-	if err := conn.QueryRowContext(x.ctx, "SELECT CAST(json_serialize_sql("+dataset.QuoteString(text)+") AS VARCHAR)").Scan(&js); err != nil {
-		return nil, nil, fmt.Errorf("parse statement: %w", err)
-	}
-	var parsed serializedSQL
-	if err := json.Unmarshal([]byte(js), &parsed); err != nil {
-		return nil, nil, fmt.Errorf("read json_serialize_sql output: %w", err)
+	parsed, tree, err := parseSQL(x.ctx, conn, text)
+	if err != nil {
+		return nil, nil, err
 	}
 	if parsed.Error {
 		if parsed.ErrorType == "parser" {
@@ -474,12 +498,6 @@ func (x *execution) checkReadOnly(conn *sql.Conn, text string, rewritten bool) (
 	case 1:
 	default:
 		return nil, nil, newQueryError(errSyntax, "multiple statements are not supported: send one statement per request")
-	}
-	dec := json.NewDecoder(strings.NewReader(js))
-	dec.UseNumber() // query_location may be 2^64-1 (unknown)
-	var tree any
-	if err := dec.Decode(&tree); err != nil {
-		return nil, nil, fmt.Errorf("read json_serialize_sql output: %w", err)
 	}
 	if qe := checkSandbox(tree, x.sandbox()); qe != nil {
 		return nil, nil, qe

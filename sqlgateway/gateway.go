@@ -213,6 +213,9 @@ func New(cfg Config, db *sql.DB, logger *slog.Logger, reg prometheus.Registerer)
 		if g.router, err = newRouter(cfg.Routing, cfg.AbandonAfter, logger, reg); err != nil {
 			return nil, err
 		}
+		if cfg.Authorizer != nil {
+			g.router.authorize = g.routable
+		}
 	}
 	return g, nil
 }

@@ -217,7 +217,10 @@ type rule struct {
 
 // router assigns statements to clusters and proxies their exchanges.
 type router struct {
-	cfg          RoutingConfig
+	cfg RoutingConfig
+	// authorize, set under authorization rules, decides whether a
+	// statement may leave this server: see Gateway.routable.
+	authorize    func(ctx context.Context, sess *session, sqlText string) (bool, *queryError)
 	abandonAfter time.Duration
 	clusters     []*cluster
 	groups       map[string][]*cluster
@@ -410,6 +413,19 @@ func (rt *router) submit(w http.ResponseWriter, r *http.Request, sqlText string,
 	if qe != nil {
 		rt.routedTotal.WithLabelValues(LocalGroup).Inc()
 		return false, qe
+	}
+	if group != LocalGroup && rt.authorize != nil {
+		ok, qe := rt.authorize(r.Context(), sess, sqlText)
+		if qe != nil {
+			rt.routedTotal.WithLabelValues(LocalGroup).Inc()
+			return false, qe
+		}
+		if !ok {
+			rt.routedTotal.WithLabelValues(LocalGroup).Inc()
+			w.Header().Set(headerRoutingFallback, "not routed: under authorization rules only a single SELECT duet can check leaves this server")
+			w.Header().Set(headerRoutedTo, LocalGroup)
+			return false, sessErr
+		}
 	}
 	var tried []*cluster
 	var note string

@@ -1,6 +1,7 @@
 package sqlgateway
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -61,6 +62,34 @@ func (x *execution) sandbox() sandbox {
 	return sandbox{catalog: x.g.cfg.Catalog, auth: x.g.cfg.Authorizer, user: x.sess.user, schema: schema}
 }
 
+// routable decides, under authorization rules, whether a statement may go
+// to a Trino cluster, where duet's rules do not apply: only a single SELECT
+// duet can parse, every relation it reads checked as if it ran here and in
+// duet's catalog. Anything else runs here, under the same rules.
+func (g *Gateway) routable(ctx context.Context, sess *session, text string) (bool, *queryError) {
+	// DuckDB parses SHOW and DESCRIBE as SELECTs: the gateway's own parser
+	// tells them apart.
+	if st, qe := parseStatement(text); qe != nil || st.kind != stmtQuery {
+		return false, nil
+	}
+	parsed, tree, err := parseSQL(ctx, g.db, text)
+	if err != nil {
+		g.logger.Warn("check a statement for routing", "err", err)
+		return false, nil
+	}
+	if parsed.Error || len(parsed.Statements) != 1 {
+		return false, nil
+	}
+	schema := sess.schema
+	if schema == "" {
+		schema = defaultSchema
+	}
+	if qe := checkSandbox(tree, sandbox{catalog: g.cfg.Catalog, auth: g.cfg.Authorizer, user: sess.user, schema: schema}); qe != nil {
+		return false, qe
+	}
+	return true, nil
+}
+
 // checkSandbox reports the first thing in the parse tree that user SQL may
 // not read, as PERMISSION_DENIED.
 func checkSandbox(tree any, sb sandbox) *queryError {
@@ -108,6 +137,13 @@ func (sb sandbox) check(tree any, ctes map[string]bool) *queryError {
 		case "BASE_TABLE":
 			if qe := sb.checkRelation(n, ctes); qe != nil {
 				return qe
+			}
+		case "SHOW_REF":
+			// SHOW TABLES and the like inside a query list the engine's
+			// catalog, internal tables too; DESCRIBE or SUMMARIZE of a
+			// query (no table_name) reads only what its query reads.
+			if name, _ := n["table_name"].(string); name != "" {
+				return newQueryError(errPermission, "Access Denied: SHOW inside a query lists the engine's own catalog: use SHOW TABLES, SHOW SCHEMAS or information_schema")
 			}
 		case "TABLE_FUNCTION":
 			if fn, ok := n["function"].(map[string]any); ok {

@@ -119,6 +119,7 @@ func TestSandboxRefusesEscapes(t *testing.T) {
 		"SELECT * FROM system.main.duckdb_settings":                                                       "Access Denied: cannot read system.main.duckdb_settings: catalog system is not available; use catalog duet",
 		"SELECT count(*) FROM duckdb_tables":                                                              "Access Denied: cannot read duckdb_tables: it is the engine's own catalog; query information_schema",
 		"SELECT * FROM views.totals JOIN (SELECT 1 FROM sqlite_master) ON true":                           "Access Denied: cannot read sqlite_master: it is the engine's own catalog; query information_schema",
+		"SELECT * FROM (SHOW ALL TABLES)":                                                                 "Access Denied: SHOW inside a query lists the engine's own catalog: use SHOW TABLES, SHOW SCHEMAS or information_schema",
 		"SELECT * FROM temp.main.t":                                                                       "Access Denied: cannot read temp.main.t: catalog temp is not available; use catalog duet",
 	} {
 		_, err := client.Exec(query)
@@ -149,6 +150,7 @@ func TestSandboxRefusesEscapes(t *testing.T) {
 		"SELECT count(*) FROM unnest([1, 2, 3])":                                     3,
 		"WITH c AS (SELECT id FROM raw.events) SELECT count(*) FROM c":               10,
 		"SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'raw'": 1,
+		"SELECT count(*) FROM (DESCRIBE raw.events)":                                 1,
 	} {
 		if err := client.QueryRow(query).Scan(&n); err != nil || n != want {
 			t.Errorf("%s: %d, %v; want %d", query, n, err, want)
