@@ -138,6 +138,73 @@ func JobFinished(state string) bool {
 	return false
 }
 
+// Job kinds.
+const (
+	JobKindViewBuild  = "view-build"
+	JobKindBackfill   = "backfill"
+	JobKindCompaction = "compaction"
+	// JobKindSQL runs a SQL script on an executor; its last statement's
+	// rows are the result.
+	JobKindSQL = "sql"
+)
+
+// JobRequest is the body of POST /v1/jobs.
+type JobRequest struct {
+	// ID, if set, names the job and makes the request idempotent: the same
+	// request again answers with the first job. Up to 128 letters, digits,
+	// '.', '_' and '-'.
+	ID     string `json:"id,omitempty"`
+	Kind   string `json:"kind"`
+	View   string `json:"view,omitempty"`
+	// Params are the kind's arguments; for a sql job, the values of the
+	// script's $name parameters (bound as typed values, never pasted).
+	Params map[string]string `json:"params,omitempty"`
+	// SQL is a sql job's script: statements separated by ';', the last one
+	// a query.
+	SQL string `json:"sql,omitempty"`
+	// Output is where a sql job's result goes: an object-store path ending
+	// in .parquet, or jobs.<name>, a table in schema jobs. Default:
+	// jobs/<id>/result.parquet.
+	Output string `json:"output,omitempty"`
+	// Timeout bounds one attempt, as a duration such as "30m".
+	Timeout string `json:"timeout,omitempty"`
+	// MaxAttempts bounds the attempts (default 1 for a sql job).
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// ClusterCriteria are tag sets in order of preference: the first that
+	// some healthy cluster has all of places the job, on the least loaded
+	// such cluster. Empty: any cluster tagged "default".
+	ClusterCriteria [][]string `json:"cluster_criteria,omitempty"`
+}
+
+// JobProgress is a running attempt's latest heartbeat from its executor.
+type JobProgress struct {
+	// Stage says what the executor is doing, such as "statement 2 of 3".
+	Stage       string    `json:"stage"`
+	Rows        int64     `json:"rows"`
+	ElapsedMs   int64     `json:"elapsed_ms"`
+	HeartbeatAt time.Time `json:"heartbeat_at"`
+}
+
+// JobExecutor is where a job's latest attempt runs or ran.
+type JobExecutor struct {
+	Cluster string `json:"cluster"`
+	// PID is the local executor's process id (0 for other launchers).
+	PID int `json:"pid,omitempty"`
+}
+
+// JobOutputFile is one file of GET /v1/jobs/{id}/output.
+type JobOutputFile struct {
+	// Name is what GET /v1/jobs/{id}/output/{name} serves: stdout,
+	// stderr, manifest.json or result.parquet.
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+}
+
+// JobOutput is the answer of GET /v1/jobs/{id}/output.
+type JobOutput struct {
+	Files []JobOutputFile `json:"files"`
+}
+
 // Job is the answer of GET /v1/jobs/{id}, DELETE /v1/jobs/{id} (202) and of
 // the requests that queue jobs (202).
 type Job struct {
@@ -164,11 +231,24 @@ type Job struct {
 	LogPrefix string `json:"log_prefix,omitempty"`
 	// Version is the view version a successful build published.
 	Version *BatchVersion `json:"version,omitempty"`
+	// User submitted the job ("" for the scheduler's own).
+	User string `json:"user,omitempty"`
+	// SQL and Output are a sql job's script and where its result goes.
+	SQL    string `json:"sql,omitempty"`
+	Output string `json:"output,omitempty"`
+	// ClusterCriteria as submitted; Executor is where the latest attempt
+	// runs or ran.
+	ClusterCriteria [][]string   `json:"cluster_criteria,omitempty"`
+	Executor        *JobExecutor `json:"executor,omitempty"`
+	// Progress is the running attempt's latest heartbeat.
+	Progress *JobProgress `json:"progress,omitempty"`
 }
 
 // JobList is the answer of GET /v1/jobs, newest first.
 type JobList struct {
 	Jobs []Job `json:"jobs"`
+	// Next is the URL of the next page, when there is one.
+	Next string `json:"next,omitempty"`
 }
 
 // Error is the body of every 4xx and 5xx answer.

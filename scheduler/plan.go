@@ -37,30 +37,99 @@ func ExclusionKey(j catalog.Job) string {
 	return "job:" + j.Kind + "?" + q.Encode() // Encode sorts by key
 }
 
+// Placement is a job to start and the cluster it starts on.
+type Placement struct {
+	Job     catalog.Job
+	Cluster string
+}
+
 // PlanStarts picks the queued jobs to start at now, given the running ones:
 // oldest first (queued is oldest first), only those whose NextAttemptAt has
-// come, at most one per ExclusionKey counting the running jobs, and no more
-// than workers running in all.
-func PlanStarts(queued, running []catalog.Job, now time.Time, workers int) []catalog.Job {
+// come, at most one per ExclusionKey counting the running jobs, each on a
+// cluster Place picks, within the clusters' slots.
+func PlanStarts(queued, running []catalog.Job, now time.Time, clusters []Cluster, healthy func(string) bool) []Placement {
 	busy := make(map[string]bool, len(running))
+	load := map[string]int{}
 	for _, j := range running {
 		busy[ExclusionKey(j)] = true
+		load[j.Cluster]++
 	}
-	free := workers - len(running)
-	var out []catalog.Job
+	var out []Placement
 	for _, j := range queued {
-		if free <= 0 {
-			break
-		}
 		k := ExclusionKey(j)
 		if j.NextAttemptAt.After(now) || busy[k] {
 			continue
 		}
+		c, ok := Place(j.Criteria, clusters, load, healthy)
+		if !ok {
+			continue
+		}
 		busy[k] = true
-		free--
-		out = append(out, j)
+		load[c]++
+		out = append(out, Placement{Job: j, Cluster: c})
 	}
 	return out
+}
+
+// Place picks a job's cluster: the first criterion (a set of tags) that
+// some healthy cluster has all of decides, and among those clusters the
+// least loaded (running jobs per slot) with a free slot; none free means
+// the job waits, even if a later criterion has room. No criteria means
+// the clusters tagged DefaultTag.
+func Place(criteria [][]string, clusters []Cluster, load map[string]int, healthy func(string) bool) (string, bool) {
+	if len(criteria) == 0 {
+		criteria = [][]string{{DefaultTag}}
+	}
+	for _, want := range criteria {
+		var best *Cluster
+		matched := false
+		for i := range clusters {
+			c := &clusters[i]
+			if !hasTags(c.Tags, want) || healthy != nil && !healthy(c.Name) {
+				continue
+			}
+			matched = true
+			if load[c.Name] >= c.Slots {
+				continue
+			}
+			// load/slots below best's, without division.
+			if best == nil || load[c.Name]*best.Slots < load[best.Name]*c.Slots {
+				best = c
+			}
+		}
+		if matched {
+			if best == nil {
+				return "", false
+			}
+			return best.Name, true
+		}
+	}
+	return "", false
+}
+
+// Placeable reports whether some cluster, healthy or not, meets one of
+// the criteria: a job that no cluster could ever take is refused.
+func Placeable(criteria [][]string, clusters []Cluster) bool {
+	if len(criteria) == 0 {
+		criteria = [][]string{{DefaultTag}}
+	}
+	for _, want := range criteria {
+		for _, c := range clusters {
+			if hasTags(c.Tags, want) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasTags(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // nextRetry is the earliest NextAttemptAt after now among queued; zero if none.

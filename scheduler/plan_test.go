@@ -105,16 +105,16 @@ func TestRetryDelay(t *testing.T) {
 func TestPlanStarts(t *testing.T) {
 	now := hm(12, 0)
 	job := func(id, view string, next time.Time, params ...string) catalog.Job {
-		j := catalog.Job{ID: id, Kind: KindViewBuild, View: view, State: StateQueued, NextAttemptAt: next}
+		j := catalog.Job{ID: id, Kind: KindViewBuild, View: view, State: StateQueued, NextAttemptAt: next, Cluster: LocalCluster}
 		if view == "" {
 			j.Kind, j.Params = KindCompaction, map[string]string{"dataset": params[0]}
 		}
 		return j
 	}
-	ids := func(js []catalog.Job) string {
+	ids := func(ps []Placement) string {
 		var out []string
-		for _, j := range js {
-			out = append(out, j.ID)
+		for _, p := range ps {
+			out = append(out, p.Job.ID)
 		}
 		return strings.Join(out, ",")
 	}
@@ -133,10 +133,69 @@ func TestPlanStarts(t *testing.T) {
 		{"compactions exclusive per dataset", []catalog.Job{job("1", "", time.Time{}, "x"), job("2", "", time.Time{}, "x"), job("3", "", time.Time{}, "y")}, nil, 5, "1,3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ids(PlanStarts(tc.queued, tc.running, now, tc.workers)); got != tc.want {
+			local := []Cluster{{Name: LocalCluster, Tags: []string{LocalCluster, DefaultTag}, Slots: tc.workers}}
+			if got := ids(PlanStarts(tc.queued, tc.running, now, local, nil)); got != tc.want {
 				t.Fatalf("PlanStarts = [%s], want [%s]", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPlace: the first criterion some healthy cluster meets decides; the
+// least loaded of its clusters with a free slot takes the job.
+func TestPlace(t *testing.T) {
+	clusters := []Cluster{
+		{Name: "small", Tags: []string{"local", "default"}, Slots: 1},
+		{Name: "big", Tags: []string{"local", "default", "large"}, Slots: 4},
+		{Name: "trino", Tags: []string{"trino", "large"}, Slots: 2},
+	}
+	down := func(name string) func(string) bool { return func(c string) bool { return c != name } }
+	for _, tc := range []struct {
+		name     string
+		criteria [][]string
+		load     map[string]int
+		healthy  func(string) bool
+		want     string // "" waits
+	}{
+		{"no criteria: the default clusters, least loaded", nil, nil, nil, "small"},
+		{"least loaded by share of slots", nil, map[string]int{"big": 1}, nil, "small"},
+		{"a full cluster is skipped", nil, map[string]int{"small": 1}, nil, "big"},
+		{"first criterion wins over a later one", [][]string{{"trino"}, {"local"}}, nil, nil, "trino"},
+		{"all tags of a criterion", [][]string{{"large", "local"}}, nil, nil, "big"},
+		{"a criterion no cluster meets falls through", [][]string{{"gpu"}, {"large"}}, map[string]int{"big": 1}, nil, "trino"},
+		{"matched but full: wait, not the next criterion", [][]string{{"trino"}, {"local"}}, map[string]int{"trino": 2}, nil, ""},
+		{"unhealthy clusters do not match", [][]string{{"trino"}, {"local"}}, nil, down("trino"), "small"},
+		{"nothing meets any criterion", [][]string{{"gpu"}}, nil, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := Place(tc.criteria, clusters, tc.load, tc.healthy)
+			if got != tc.want || ok != (tc.want != "") {
+				t.Fatalf("Place = %q, %v; want %q", got, ok, tc.want)
+			}
+		})
+	}
+	if Placeable([][]string{{"gpu"}, {"trino", "local"}}, clusters) {
+		t.Error("Placeable: no cluster has gpu, nor trino and local")
+	}
+	if !Placeable([][]string{{"gpu"}, {"trino"}}, clusters) {
+		t.Error("Placeable: trino has tag trino")
+	}
+}
+
+func TestParseOutput(t *testing.T) {
+	for in, want := range map[string]Output{
+		"":                        {Object: "jobs/j1/result.parquet"},
+		"reports/day=1/x.parquet": {Object: "reports/day=1/x.parquet"},
+		"jobs.daily_totals":       {Object: "jobs/tables/daily_totals/j1.parquet", Table: "daily_totals"},
+	} {
+		if got, err := ParseOutput(in, "j1"); err != nil || got != want {
+			t.Errorf("ParseOutput(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"x.csv", "../x.parquet", "/abs.parquet", "a//b.parquet", "jobs.Bad", "jobs.a-b", "jobs."} {
+		if _, err := ParseOutput(bad, "j1"); err == nil {
+			t.Errorf("ParseOutput(%q) succeeded", bad)
+		}
 	}
 }
 

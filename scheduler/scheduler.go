@@ -36,7 +36,13 @@ const (
 	KindBackfill = "backfill"
 	// KindCompaction compacts a dataset's raw archive: Params {"dataset"}.
 	KindCompaction = "compaction"
+	// KindSQL runs a user's SQL script (Job.SQL) and writes its result to
+	// Job.Output; Params are the script's parameters.
+	KindSQL = "sql"
 )
+
+// Kinds lists every job kind.
+var Kinds = []string{KindViewBuild, KindBackfill, KindCompaction, KindSQL}
 
 // Job states, as the catalog stores them and the API reports them.
 const (
@@ -65,6 +71,8 @@ var (
 	ErrIDInUse = errors.New("job id already used by a different job")
 	// ErrInvalidRequest: Submit with an unknown kind or missing parameters.
 	ErrInvalidRequest = errors.New("invalid job request")
+	// ErrUserLimit: Submit by a user who has MaxActivePerUser active jobs.
+	ErrUserLimit = errors.New("too many active jobs")
 )
 
 // Runner executes one attempt of a job. It must stop promptly when ctx is
@@ -87,7 +95,7 @@ type Catalog interface {
 
 // Config for the scheduler.
 type Config struct {
-	// Workers bounds the jobs running at once.
+	// Workers is the slots of the local cluster when Clusters is empty.
 	Workers int `yaml:"workers"`
 	// RetryBackoff is the wait after a job's first failed attempt; it
 	// doubles for each further one, up to MaxRetryBackoff.
@@ -96,7 +104,27 @@ type Config struct {
 	// Poll is the longest the loop sleeps without a reason to wake; it also
 	// bounds how soon a failed catalog read is retried.
 	Poll time.Duration `yaml:"poll"`
+	// Clusters are where jobs run; empty means one cluster, LocalCluster,
+	// tagged local and default, with Workers slots.
+	Clusters []Cluster `yaml:"clusters"`
+	// MaxActivePerUser bounds each user's queued and running jobs; 0 means
+	// no bound. The scheduler's own jobs (no user) are not counted.
+	MaxActivePerUser int `yaml:"max_active_per_user"`
 }
+
+// Cluster is a place jobs run: a launcher's capacity and the tags jobs
+// select it by.
+type Cluster struct {
+	Name  string   `yaml:"name" json:"name"`
+	Tags  []string `yaml:"tags" json:"tags"`
+	Slots int      `yaml:"slots" json:"slots"`
+}
+
+// LocalCluster names the cluster of executors on this machine.
+const LocalCluster = "local"
+
+// DefaultTag is the tag of the clusters that take jobs without criteria.
+const DefaultTag = "default"
 
 // DefaultConfig is the configuration Validate fills in.
 func DefaultConfig() Config {
@@ -127,8 +155,31 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("scheduler.max_retry_backoff %s: must be at least retry_backoff (%s)", c.MaxRetryBackoff, c.RetryBackoff)
 	case c.Poll < 0:
 		return fmt.Errorf("scheduler.poll %s: must be positive", c.Poll)
+	case c.MaxActivePerUser < 0:
+		return fmt.Errorf("scheduler.max_active_per_user %d: must not be negative", c.MaxActivePerUser)
+	}
+	if len(c.Clusters) == 0 {
+		c.Clusters = []Cluster{{Name: LocalCluster, Tags: []string{LocalCluster, DefaultTag}, Slots: c.Workers}}
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clusters {
+		switch {
+		case cl.Name == "":
+			return fmt.Errorf("scheduler.clusters[%d]: name is empty", i)
+		case seen[cl.Name]:
+			return fmt.Errorf("scheduler.clusters[%d]: name %q is used twice", i, cl.Name)
+		case cl.Slots < 1:
+			return fmt.Errorf("scheduler.clusters[%d] (%s): slots %d: must be at least 1", i, cl.Name, cl.Slots)
+		}
+		seen[cl.Name] = true
 	}
 	return nil
+}
+
+// HealthReporter is what a Runner may also be: it says whether a cluster
+// can take jobs now. Without it every cluster is healthy.
+type HealthReporter interface {
+	ClusterHealthy(name string) bool
 }
 
 // Scheduler queues and runs jobs. Submit, Kill, Schedule and Unschedule are
@@ -384,18 +435,39 @@ func (s *Scheduler) startDue(ctx context.Context, now time.Time) time.Time {
 		running = append(running, r.job)
 	}
 	s.mu.Unlock()
-	for _, j := range PlanStarts(queued, running, now, s.cfg.Workers) {
-		s.start(ctx, j.ID, now)
+	for _, p := range PlanStarts(queued, running, now, s.cfg.Clusters, s.healthy) {
+		s.start(ctx, p.Job.ID, p.Cluster, now)
 	}
 	return nextRetry(queued, now)
 }
 
-// start moves a job from queued to running and runs its attempt. The plan
-// was made on a snapshot, so it is checked again under the lock.
-func (s *Scheduler) start(ctx context.Context, id string, now time.Time) {
+// healthy asks the runner, when it can tell, whether a cluster takes jobs.
+func (s *Scheduler) healthy(cluster string) bool {
+	h, ok := s.runner.(HealthReporter)
+	return !ok || h.ClusterHealthy(cluster)
+}
+
+// start moves a job from queued to running on cluster and runs its
+// attempt. The plan was made on a snapshot, so it is checked again under
+// the lock.
+func (s *Scheduler) start(ctx context.Context, id, cluster string, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.running) >= s.cfg.Workers || ctx.Err() != nil {
+	if ctx.Err() != nil {
+		return
+	}
+	slots, onCluster := 0, 0
+	for _, c := range s.cfg.Clusters {
+		if c.Name == cluster {
+			slots = c.Slots
+		}
+	}
+	for _, r := range s.running {
+		if r.job.Cluster == cluster {
+			onCluster++
+		}
+	}
+	if onCluster >= slots {
 		return
 	}
 	j, err := s.cat.GetJob(ctx, id)
@@ -412,7 +484,7 @@ func (s *Scheduler) start(ctx context.Context, id string, now time.Time) {
 			return
 		}
 	}
-	j.State, j.Attempt, j.StartedAt = StateRunning, j.Attempt+1, now
+	j.State, j.Attempt, j.StartedAt, j.Cluster, j.ExecutorPID = StateRunning, j.Attempt+1, now, cluster, 0
 	j.FinishedAt, j.NextAttemptAt = time.Time{}, time.Time{}
 	j.LogPrefix = LogPrefix(j.ID, j.Attempt)
 	if err := s.cat.UpdateJob(ctx, j); err != nil {
@@ -426,7 +498,7 @@ func (s *Scheduler) start(ctx context.Context, id string, now time.Time) {
 	}
 	s.running[id] = r
 	s.metrics.running.Set(float64(len(s.running)))
-	s.logger.Info("job started", "job", id, "kind", j.Kind, "view", j.View, "attempt", j.Attempt, "max_attempts", j.MaxAttempts)
+	s.logger.Info("job started", "job", id, "kind", j.Kind, "view", j.View, "cluster", cluster, "attempt", j.Attempt, "max_attempts", j.MaxAttempts)
 	s.wg.Add(1)
 	go s.execute(runCtx, r)
 }

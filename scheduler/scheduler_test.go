@@ -415,6 +415,11 @@ func TestSubmit(t *testing.T) {
 		{Kind: KindBackfill, View: "v", Params: map[string]string{"from": "2025-03-01"}},
 		{Kind: KindCompaction},
 		{Kind: KindViewBuild, View: "v", ID: "../../etc"},
+		{Kind: KindSQL},
+		{Kind: KindSQL, SQL: "SELECT 1", Output: "out.csv"},
+		{Kind: KindSQL, SQL: "SELECT $x", Params: map[string]string{"x y": "1"}},
+		{Kind: KindViewBuild, View: "v", SQL: "SELECT 1"},
+		{Kind: KindSQL, SQL: "SELECT 1", Criteria: [][]string{{"gpu"}}},
 	} {
 		if _, err := h.s.Submit(ctx, bad); !errors.Is(err, ErrInvalidRequest) {
 			t.Errorf("Submit(%+v) = %v, want ErrInvalidRequest", bad, err)
@@ -422,6 +427,38 @@ func TestSubmit(t *testing.T) {
 	}
 	if _, err := h.s.Submit(ctx, SubmitRequest{Kind: KindViewBuild, View: "nope"}); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("Submit(missing view) = %v, want catalog.ErrNotFound", err)
+	}
+}
+
+// TestSQLJobsAndTheUserLimit: a sql job is not retried unless asked and is
+// never absorbed by another; a user with MaxActivePerUser queued or running
+// jobs is refused another until one finishes.
+func TestSQLJobsAndTheUserLimit(t *testing.T) {
+	h := newHarness(t, Config{MaxActivePerUser: 2}, succeed)
+	ctx := context.Background()
+	req := SubmitRequest{Kind: KindSQL, User: "alice", SQL: "SELECT 1", Output: "jobs.one", Timeout: time.Minute}
+	a, err := h.s.Submit(ctx, req)
+	if err != nil || a.MaxAttempts != 1 || a.Timeout != time.Minute || a.User != "alice" || a.Output != "jobs.one" {
+		t.Fatalf("sql job = %+v, %v; want one attempt, alice's, its timeout and output", a, err)
+	}
+	b, err := h.s.Submit(ctx, req)
+	if err != nil || b.ID == a.ID {
+		t.Fatalf("a second identical sql job = %+v, %v; want a job of its own", b, err)
+	}
+	if _, err := h.s.Submit(ctx, req); !errors.Is(err, ErrUserLimit) {
+		t.Fatalf("alice's third active job: %v, want ErrUserLimit", err)
+	}
+	if _, err := h.s.Submit(ctx, SubmitRequest{Kind: KindSQL, User: "bob", SQL: "SELECT 1", MaxAttempts: 3}); err != nil {
+		t.Fatalf("bob is not limited by alice's jobs: %v", err)
+	}
+	h.start()
+	h.waitState(a.ID, StateSucceeded)
+	h.waitState(b.ID, StateSucceeded)
+	if j := h.job(a.ID); j.Cluster != LocalCluster {
+		t.Fatalf("cluster = %q, want %s", j.Cluster, LocalCluster)
+	}
+	if _, err := h.s.Submit(ctx, req); err != nil {
+		t.Fatalf("after her jobs finished alice may submit again: %v", err)
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,9 +25,57 @@ type SubmitRequest struct {
 	// the same request with the same ID again returns the first job. Letters,
 	// digits, '.', '_' and '-', up to 128.
 	ID string
+	// User submits the job; MaxActivePerUser applies to it.
+	User string
+	// SQL and Output: a sql job's script and where its result goes (see
+	// ParseOutput).
+	SQL, Output string
+	// Criteria choose the cluster (see Place).
+	Criteria [][]string
+	// Timeout and MaxAttempts override the view's policy (or the defaults)
+	// when positive.
+	Timeout     time.Duration
+	MaxAttempts int
 }
 
+var validParam = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// Output is where a sql job's result goes: a Parquet object, or a table of
+// schema jobs (backed by a Parquet object too).
+type Output struct {
+	// Object is the object-store path of the result file.
+	Object string
+	// Table is the name in schema jobs, "" for a plain object.
+	Table string
+}
+
+// JobsSchema holds the tables sql jobs write.
+const JobsSchema = "jobs"
+
+var (
+	validTable  = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	validObject = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._=/-]*\.parquet$`)
+)
+
+// ParseOutput reads a sql job's output: "" (jobs/<id>/result.parquet), an
+// object path ending in .parquet, or jobs.<table>.
+func ParseOutput(output, jobID string) (Output, error) {
+	if output == "" {
+		return Output{Object: "jobs/" + jobID + "/result.parquet"}, nil
+	}
+	if name, ok := strings.CutPrefix(output, JobsSchema+"."); ok {
+		if !validTable.MatchString(name) {
+			return Output{}, fmt.Errorf("output %q: a table name in schema jobs is lower-case letters, digits and '_', starting with a letter or '_'", output)
+		}
+		return Output{Object: "jobs/tables/" + name + "/" + jobID + ".parquet", Table: name}, nil
+	}
+	if !validObject.MatchString(output) || strings.Contains(output, "..") || strings.Contains(output, "//") {
+		return Output{}, fmt.Errorf("output %q: give jobs.<table> or an object path ending in .parquet (letters, digits, '.', '_', '-', '=', '/'; no '..')", output)
+	}
+	return Output{Object: output}, nil
+}
 
 // validate checks the kind and the parameters it needs.
 func (r SubmitRequest) validate() error {
@@ -53,8 +103,27 @@ func (r SubmitRequest) validate() error {
 		}
 	case KindCompaction:
 		return need("dataset")
+	case KindSQL:
+		if strings.TrimSpace(r.SQL) == "" {
+			return fmt.Errorf("%w: a sql job needs its SQL script", ErrInvalidRequest)
+		}
+		if r.View != "" {
+			return fmt.Errorf("%w: a sql job belongs to no view (got view %q)", ErrInvalidRequest, r.View)
+		}
+		if _, err := ParseOutput(r.Output, "id"); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		}
+		for k := range r.Params {
+			if !validParam.MatchString(k) {
+				return fmt.Errorf("%w: parameter name %q: use letters, digits and '_', starting with a letter or '_' (the script refers to it as $%s)", ErrInvalidRequest, k, k)
+			}
+		}
+		return nil
 	default:
-		return fmt.Errorf("%w: unknown job kind %q (use %s, %s or %s)", ErrInvalidRequest, r.Kind, KindViewBuild, KindBackfill, KindCompaction)
+		return fmt.Errorf("%w: unknown job kind %q (use %s)", ErrInvalidRequest, r.Kind, strings.Join(Kinds, ", "))
+	}
+	if r.SQL != "" || r.Output != "" {
+		return fmt.Errorf("%w: only sql jobs take SQL and an output", ErrInvalidRequest)
 	}
 	if r.View == "" {
 		return fmt.Errorf("%w: a %s job needs a view", ErrInvalidRequest, r.Kind)
@@ -70,6 +139,9 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (catalog.Job,
 	if err := req.validate(); err != nil {
 		return catalog.Job{}, err
 	}
+	if !Placeable(req.Criteria, s.cfg.Clusters) {
+		return catalog.Job{}, fmt.Errorf("%w: no cluster has the tags of any criterion %v (clusters: %s)", ErrInvalidRequest, req.Criteria, s.describeClusters())
+	}
 	s.mu.Lock()
 	j, err := s.submit(ctx, req, true)
 	s.mu.Unlock()
@@ -83,7 +155,9 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (catalog.Job,
 // submit creates the job; the caller holds s.mu.
 func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, absorb bool) (catalog.Job, error) {
 	same := func(j catalog.Job) bool {
-		return j.Kind == req.Kind && j.View == req.View && maps.Equal(j.Params, req.Params)
+		return j.Kind == req.Kind && j.View == req.View && maps.Equal(j.Params, req.Params) &&
+			j.User == req.User && j.SQL == req.SQL && j.Output == req.Output &&
+			slices.EqualFunc(j.Criteria, req.Criteria, slices.Equal)
 	}
 	if req.ID != "" {
 		j, err := s.cat.GetJob(ctx, req.ID)
@@ -96,7 +170,20 @@ func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, absorb bool) 
 			return catalog.Job{}, err
 		}
 	}
-	if absorb {
+	if n := s.cfg.MaxActivePerUser; n > 0 && req.User != "" {
+		active := 0
+		for _, state := range []string{StateQueued, StateRunning} {
+			js, err := s.cat.ListJobs(ctx, catalog.JobFilter{User: req.User, State: state})
+			if err != nil {
+				return catalog.Job{}, fmt.Errorf("count active jobs: %w", err)
+			}
+			active += len(js)
+		}
+		if active >= n {
+			return catalog.Job{}, fmt.Errorf("user %s has %d queued or running jobs, the most a user may have: %w", req.User, active, ErrUserLimit)
+		}
+	}
+	if absorb && req.Kind != KindSQL {
 		queued, err := s.cat.ListJobs(ctx, catalog.JobFilter{State: StateQueued, View: req.View, Kind: req.Kind})
 		if err != nil {
 			return catalog.Job{}, fmt.Errorf("look for a queued job: %w", err)
@@ -118,9 +205,20 @@ func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, absorb bool) 
 			timeout = v.Timeout
 		}
 	}
+	if req.Kind == KindSQL {
+		retries = 0 // a script may have effects a retry would repeat: only on request
+	}
+	if req.Timeout > 0 {
+		timeout = req.Timeout
+	}
+	attempts := retries + 1
+	if req.MaxAttempts > 0 {
+		attempts = req.MaxAttempts
+	}
 	j := catalog.Job{
 		ID: req.ID, Kind: req.Kind, View: req.View, Params: maps.Clone(req.Params), State: StateQueued,
-		CreatedAt: s.clock.Now(), MaxAttempts: retries + 1, Timeout: timeout,
+		CreatedAt: s.clock.Now(), MaxAttempts: attempts, Timeout: timeout,
+		User: req.User, SQL: req.SQL, Output: req.Output, Criteria: req.Criteria,
 	}
 	if len(j.Params) == 0 {
 		j.Params = nil
@@ -132,6 +230,14 @@ func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, absorb bool) 
 		return catalog.Job{}, fmt.Errorf("create job: %w", err)
 	}
 	return j, nil
+}
+
+func (s *Scheduler) describeClusters() string {
+	var out []string
+	for _, c := range s.cfg.Clusters {
+		out = append(out, c.Name+" "+fmt.Sprint(c.Tags))
+	}
+	return strings.Join(out, ", ")
 }
 
 // fireNamespace makes fire job IDs distinct from other name-based UUIDs.

@@ -512,10 +512,10 @@ func testListJobs(t *testing.T, s *Store) {
 	jobs := []Job{
 		{ID: "a", Kind: "build", View: "pages", State: "succeeded", CreatedAt: at(1)},
 		{ID: "b", Kind: "build", View: "users", State: "running", CreatedAt: at(2)},
-		{ID: "c", Kind: "sql", View: "", State: "running", CreatedAt: at(3)},
+		{ID: "c", Kind: "sql", View: "", State: "running", CreatedAt: at(3), User: "alice"},
 		{ID: "d", Kind: "build", View: "pages", State: "running", CreatedAt: at(4)},
 		{ID: "e", Kind: "build", View: "pages", State: "failed", CreatedAt: at(4)}, // same time as d: ID breaks the tie
-		{ID: "f", Kind: "compaction", View: "", State: "queued", CreatedAt: at(0)},
+		{ID: "f", Kind: "compaction", View: "", State: "queued", CreatedAt: at(0), User: "alice"},
 	}
 	// Insert in a shuffled order so the result order comes from the query.
 	for _, i := range []int{2, 5, 0, 4, 1, 3} {
@@ -551,6 +551,11 @@ func testListJobs(t *testing.T, s *Store) {
 		{JobFilter{State: "running", View: "pages", Limit: 10}, []string{"d"}},
 		{JobFilter{State: "running", Limit: 1}, []string{"d"}},
 		{JobFilter{State: "nope"}, nil},
+		{JobFilter{User: "alice"}, []string{"c", "f"}},
+		{JobFilter{Since: at(3)}, []string{"e", "d", "c"}},
+		{JobFilter{User: "alice", Since: at(1)}, []string{"c"}},
+		{JobFilter{Limit: 2, Offset: 2}, []string{"c", "b"}},
+		{JobFilter{Offset: 4}, []string{"a", "f"}},
 	} {
 		if got := ids(tc.f); !slices.Equal(got, tc.want) {
 			t.Errorf("ListJobs(%+v) = %v, want %v", tc.f, got, tc.want)
@@ -570,6 +575,7 @@ func testJobRetryFields(t *testing.T, s *Store) {
 		ID: "bf", Kind: "backfill", View: "pages", State: "queued", CreatedAt: t0,
 		Params:      map[string]string{"from": "2025-03-01", "to": "2025-03-14", "quote": `"x" \ y`},
 		MaxAttempts: 4, Timeout: 90 * time.Second, NextAttemptAt: at(5),
+		User: "alice", SQL: "SELECT 'it''s' AS x", Output: "jobs.report", Criteria: [][]string{{"gpu", "big"}, {"default"}},
 	}
 	if err := s.CreateJob(ctx, j); err != nil {
 		t.Fatal(err)
@@ -582,6 +588,7 @@ func testJobRetryFields(t *testing.T, s *Store) {
 	upd.Params = map[string]string{"from": "2025-03-02"}
 	upd.State, upd.Attempt, upd.LogPrefix, upd.NextAttemptAt, upd.StartedAt = "running", 2, "logs/jobs/bf/attempt-2/", time.Time{}, at(6)
 	upd.Timeout = 1500 * time.Millisecond
+	upd.Cluster, upd.ExecutorPID = "local", 4242
 	if err := s.UpdateJob(ctx, upd); err != nil {
 		t.Fatal(err)
 	}

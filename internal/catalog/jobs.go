@@ -27,12 +27,24 @@ type Job struct {
 	LogPrefix string
 	// Timeout bounds one attempt; 0 = unbounded. Stored in milliseconds.
 	Timeout time.Duration
+	// User submitted the job ("" for the scheduler's own jobs).
+	User string
+	// SQL and Output are a sql job's script and where its result goes.
+	SQL, Output string
+	// Criteria are the tag sets a cluster must have, in order of preference.
+	Criteria [][]string
+	// Cluster and ExecutorPID say where the latest attempt runs or ran
+	// (ExecutorPID 0: not a local process, or not known).
+	Cluster     string
+	ExecutorPID int
 }
 
-// JobFilter selects jobs; empty fields match everything, Limit <= 0 means no limit.
+// JobFilter selects jobs; empty fields match everything, Limit <= 0 means no
+// limit. Since keeps jobs created at or after it; Offset skips that many.
 type JobFilter struct {
-	State, View, Kind string
-	Limit             int
+	State, View, Kind, User string
+	Since                   time.Time
+	Limit, Offset           int
 }
 
 func (j Job) validate() error {
@@ -52,17 +64,27 @@ func (j Job) validate() error {
 }
 
 const jobColumns = `id, kind, view_name, state, error_message, created_at, started_at, finished_at, version, attempt,
-	params_json, max_attempts, next_attempt_at, log_prefix, timeout_ms`
+	params_json, max_attempts, next_attempt_at, log_prefix, timeout_ms,
+	user_name, sql_text, output, criteria_json, cluster, executor_pid`
 
-func encodeParams(p map[string]string) (string, error) {
-	if len(p) == 0 {
-		return "{}", nil
+// encodeJobJSON encodes the job's params and criteria for their columns.
+func encodeJobJSON(j Job) (params, criteria string, err error) {
+	params, criteria = "{}", "[]"
+	if len(j.Params) > 0 {
+		b, err := json.Marshal(j.Params)
+		if err != nil {
+			return "", "", fmt.Errorf("encode params: %w", err)
+		}
+		params = string(b)
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return "", fmt.Errorf("encode params: %w", err)
+	if len(j.Criteria) > 0 {
+		b, err := json.Marshal(j.Criteria)
+		if err != nil {
+			return "", "", fmt.Errorf("encode criteria: %w", err)
+		}
+		criteria = string(b)
 	}
-	return string(b), nil
+	return params, criteria, nil
 }
 
 // CreateJob stores a new job; ErrExists if the ID is taken.
@@ -70,15 +92,16 @@ func (s *Store) CreateJob(ctx context.Context, j Job) error {
 	if err := j.validate(); err != nil {
 		return fmt.Errorf("create job %q: %w", j.ID, err)
 	}
-	params, err := encodeParams(j.Params)
+	params, criteria, err := encodeJobJSON(j)
 	if err != nil {
 		return fmt.Errorf("create job %q: %w", j.ID, err)
 	}
 	res, err := s.write.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING`,
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (id) DO NOTHING`,
 		j.ID, j.Kind, j.View, j.State, j.Error, toMillis(createdAt(j.CreatedAt)),
 		toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt,
-		params, j.MaxAttempts, toNullMillis(j.NextAttemptAt), j.LogPrefix, j.Timeout.Milliseconds())
+		params, j.MaxAttempts, toNullMillis(j.NextAttemptAt), j.LogPrefix, j.Timeout.Milliseconds(),
+		j.User, j.SQL, j.Output, criteria, j.Cluster, j.ExecutorPID)
 	if err != nil {
 		return fmt.Errorf("create job %q: %w", j.ID, err)
 	}
@@ -106,17 +129,19 @@ func (s *Store) UpdateJob(ctx context.Context, j Job) error {
 	if err := j.validate(); err != nil {
 		return fmt.Errorf("update job %q: %w", j.ID, err)
 	}
-	params, err := encodeParams(j.Params)
+	params, criteria, err := encodeJobJSON(j)
 	if err != nil {
 		return fmt.Errorf("update job %q: %w", j.ID, err)
 	}
 	res, err := s.write.ExecContext(ctx, `
 UPDATE jobs SET kind = $2, view_name = $3, state = $4, error_message = $5,
 	started_at = $6, finished_at = $7, version = $8, attempt = $9,
-	params_json = $10, max_attempts = $11, next_attempt_at = $12, log_prefix = $13, timeout_ms = $14
+	params_json = $10, max_attempts = $11, next_attempt_at = $12, log_prefix = $13, timeout_ms = $14,
+	user_name = $15, sql_text = $16, output = $17, criteria_json = $18, cluster = $19, executor_pid = $20
 WHERE id = $1`,
 		j.ID, j.Kind, j.View, j.State, j.Error, toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt,
-		params, j.MaxAttempts, toNullMillis(j.NextAttemptAt), j.LogPrefix, j.Timeout.Milliseconds())
+		params, j.MaxAttempts, toNullMillis(j.NextAttemptAt), j.LogPrefix, j.Timeout.Milliseconds(),
+		j.User, j.SQL, j.Output, criteria, j.Cluster, j.ExecutorPID)
 	if err != nil {
 		return fmt.Errorf("update job %q: %w", j.ID, err)
 	}
@@ -138,21 +163,29 @@ func (s *Store) ListJobs(ctx context.Context, filter JobFilter) ([]Job, error) {
 		args  []any
 	)
 	for _, f := range []struct{ column, value string }{
-		{"state", filter.State}, {"view_name", filter.View}, {"kind", filter.Kind},
+		{"state", filter.State}, {"view_name", filter.View}, {"kind", filter.Kind}, {"user_name", filter.User},
 	} {
 		if f.value != "" {
 			args = append(args, f.value)
 			where = append(where, fmt.Sprintf("%s = $%d", f.column, len(args)))
 		}
 	}
+	if !filter.Since.IsZero() {
+		args = append(args, toMillis(filter.Since))
+		where = append(where, fmt.Sprintf("created_at >= $%d", len(args)))
+	}
 	q := `SELECT ` + jobColumns + ` FROM jobs`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	q += ` ORDER BY created_at DESC, id DESC`
-	if filter.Limit > 0 {
-		args = append(args, filter.Limit)
-		q += fmt.Sprintf(" LIMIT $%d", len(args))
+	if filter.Limit > 0 || filter.Offset > 0 {
+		limit := filter.Limit
+		if limit <= 0 {
+			limit = -1 // SQLite: no limit
+		}
+		args = append(args, limit, filter.Offset)
+		q += fmt.Sprintf(" LIMIT $%d OFFSET $%d", len(args)-1, len(args))
 	}
 	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -178,11 +211,18 @@ func scanJob(row interface{ Scan(...any) error }) (Job, error) {
 		j                          Job
 		created, timeoutMs         int64
 		started, finished, nextAtt sql.NullInt64
-		params                     string
+		params, criteria           string
 	)
 	if err := row.Scan(&j.ID, &j.Kind, &j.View, &j.State, &j.Error, &created, &started, &finished, &j.Version, &j.Attempt,
-		&params, &j.MaxAttempts, &nextAtt, &j.LogPrefix, &timeoutMs); err != nil {
+		&params, &j.MaxAttempts, &nextAtt, &j.LogPrefix, &timeoutMs,
+		&j.User, &j.SQL, &j.Output, &criteria, &j.Cluster, &j.ExecutorPID); err != nil {
 		return Job{}, err
+	}
+	if err := json.Unmarshal([]byte(criteria), &j.Criteria); err != nil {
+		return Job{}, fmt.Errorf("job %q: decode criteria: %w", j.ID, err)
+	}
+	if len(j.Criteria) == 0 {
+		j.Criteria = nil
 	}
 	j.CreatedAt = fromMillis(created)
 	j.StartedAt = fromNullMillis(started)
