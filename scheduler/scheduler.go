@@ -484,7 +484,7 @@ func (s *Scheduler) start(ctx context.Context, id, cluster string, now time.Time
 			return
 		}
 	}
-	j.State, j.Attempt, j.StartedAt, j.Cluster, j.ExecutorPID = StateRunning, j.Attempt+1, now, cluster, 0
+	j.State, j.Attempt, j.StartedAt, j.Cluster = StateRunning, j.Attempt+1, now, cluster
 	j.FinishedAt, j.NextAttemptAt = time.Time{}, time.Time{}
 	j.LogPrefix = LogPrefix(j.ID, j.Attempt)
 	if err := s.cat.UpdateJob(ctx, j); err != nil {

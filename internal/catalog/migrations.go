@@ -113,14 +113,13 @@ CREATE TABLE view_schedules (
 ALTER TABLE archive_files ADD COLUMN arrived_at BIGINT;
 `,
 	// 4: jobs users submit: who, a sql job's script and output, where the
-	// job may run (cluster tag criteria) and where its attempt ran.
+	// job may run (cluster tag criteria) and the cluster its attempt ran on.
 	`
 ALTER TABLE jobs ADD COLUMN user_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN sql_text TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN output TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN criteria_json TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE jobs ADD COLUMN cluster TEXT NOT NULL DEFAULT '';
-ALTER TABLE jobs ADD COLUMN executor_pid BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX jobs_by_user ON jobs (user_name, created_at, id);
 `,
 }

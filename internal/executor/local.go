@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -31,12 +32,25 @@ type Config struct {
 	// Standby is how many executors wait, started and warmed up, for a task;
 	// 0 starts each executor when its task arrives.
 	Standby int `yaml:"standby"`
+	// HeartbeatTimeout is how long an executor may stay silent before it is
+	// taken for lost and killed (it reports every HeartbeatInterval).
+	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 }
+
+// DefaultHeartbeatTimeout leaves room for a machine too busy to schedule the
+// executor's heartbeat for a while.
+const DefaultHeartbeatTimeout = 30 * time.Second
 
 // Validate fills defaults and names a bad field.
 func (c *Config) Validate() error {
 	if c.Standby < 0 {
 		return fmt.Errorf("executor.standby: must not be negative, got %d", c.Standby)
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.HeartbeatTimeout < 2*HeartbeatInterval {
+		return fmt.Errorf("executor.heartbeat_timeout %s: must be at least %s, twice the heartbeat interval", c.HeartbeatTimeout, 2*HeartbeatInterval)
 	}
 	if len(c.Command) == 0 {
 		self, err := os.Executable()
@@ -231,14 +245,11 @@ func (l *Local) Launch(ctx context.Context, dir string) error {
 	}
 	// The replacement warms up once this task is done, not alongside it.
 	defer l.wake()
-
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		p.kill()
-		<-p.done
-	}
+	lost := l.watch(ctx, p)
 	l.logger.Debug("executor finished", "dir", dir, "standby", standby, "ms", time.Since(began).Milliseconds(), "err", p.err)
+	if lost {
+		return fmt.Errorf("executor lost: no heartbeat for %s; killed it", l.cfg.HeartbeatTimeout)
+	}
 	if p.err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("executor stopped: %w", ctx.Err())
@@ -252,11 +263,56 @@ func (l *Local) Launch(ctx context.Context, dir string) error {
 	return nil
 }
 
+// watch waits for the executor to exit, passing its heartbeats to the
+// context's Trace. It kills the executor when ctx ends or when it has been
+// silent for the heartbeat timeout, and reports the latter.
+func (l *Local) watch(ctx context.Context, p *process) (lost bool) {
+	trace := traceFrom(ctx)
+	if trace.OnStart != nil {
+		trace.OnStart(p.cmd.Process.Pid)
+	}
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		readStatus(p.status, func(s Status, err error) {
+			last.Store(time.Now().UnixNano())
+			if err != nil {
+				l.logger.Warn("executor status", "err", err)
+			} else if trace.OnStatus != nil {
+				trace.OnStatus(s)
+			}
+		})
+	}()
+	defer func() { <-read }() // every return is after the exit, which closes the pipe
+	tick := time.NewTicker(min(l.cfg.HeartbeatTimeout/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.done:
+			return false
+		case <-ctx.Done():
+			p.kill()
+			<-p.done
+			return false
+		case now := <-tick.C:
+			if now.Sub(time.Unix(0, last.Load())) > l.cfg.HeartbeatTimeout {
+				l.logger.Warn("executor lost: no heartbeat", "pid", p.cmd.Process.Pid, "timeout", l.cfg.HeartbeatTimeout)
+				p.kill()
+				<-p.done
+				return true
+			}
+		}
+	}
+}
+
 // process is one executor process in its own process group, so that killing
 // it kills anything it started.
 type process struct {
 	cmd            *exec.Cmd
 	stdin          io.WriteCloser
+	status         *os.File // the executor's heartbeats (see Status)
 	stdout, stderr *switchWriter
 	early          *bytes.Buffer // stderr before the process had a task
 	done           chan struct{}
@@ -278,11 +334,22 @@ func start(command []string, dir string, args ...string) (*process, error) {
 		return nil, err
 	}
 	p.stdin = stdin
-	if err := cmd.Start(); err != nil {
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("status pipe: %w", err)
+	}
+	p.status = statusR
+	cmd.ExtraFiles = []*os.File{statusW}
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", StatusFDEnv, statusFD))
+	err = cmd.Start()
+	statusW.Close() // the child has its own; ours would keep the pipe open
+	if err != nil {
+		statusR.Close()
 		return nil, err
 	}
 	go func() {
 		p.err = cmd.Wait()
+		p.status.Close()
 		close(p.done)
 	}()
 	return p, nil

@@ -195,3 +195,53 @@ func TestRunStopsStandbyExecutors(t *testing.T) {
 		t.Fatalf("%d standby executors after stop", n)
 	}
 }
+
+// TestHeartbeats: the executor's reports reach the launch's Trace with its
+// pid; an executor that stops reporting is killed as lost.
+func TestHeartbeats(t *testing.T) {
+	l, err := NewLocal(Config{HeartbeatTimeout: 2 * time.Second, Command: fakeDuet(`
+echo '{"stage":"statement 1 of 2","rows":5}' >&3
+echo $$ > pid
+if [ -e hang ]; then exec sleep 60; fi
+echo '{"stage":"statement 2 of 2","rows":7}' >&3
+`)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		pid    int
+		stages []Status
+	)
+	ctx := WithTrace(context.Background(), &Trace{
+		OnStart:  func(p int) { pid = p },
+		OnStatus: func(s Status) { stages = append(stages, s) },
+	})
+	dir := t.TempDir()
+	if err := l.Launch(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(readFile(t, filepath.Join(dir, "pid"))); got != strconv.Itoa(pid) {
+		t.Fatalf("OnStart pid %d, the executor's %s", pid, got)
+	}
+	if len(stages) != 2 || stages[0].Stage != "statement 1 of 2" || stages[0].Rows != 5 || stages[1].Rows != 7 {
+		t.Fatalf("statuses %+v", stages)
+	}
+
+	// Silent for longer than the timeout: killed, and the launch says so.
+	dir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hang"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	err = l.Launch(context.Background(), dir)
+	if err == nil || !strings.Contains(err.Error(), "executor lost: no heartbeat for 2s") {
+		t.Fatalf("a silent executor: %v, want it lost", err)
+	}
+	if d := time.Since(began); d > 30*time.Second {
+		t.Fatalf("the silent executor was killed after %s; it sleeps 60s", d)
+	}
+	hung, _ := strconv.Atoi(strings.TrimSpace(readFile(t, filepath.Join(dir, "pid"))))
+	if err := syscall.Kill(hung, 0); err == nil {
+		t.Fatalf("the lost executor (pid %d) still runs", hung)
+	}
+}
