@@ -39,6 +39,20 @@ type Task struct {
 	Memory       string   `json:"memory,omitempty"`
 	Threads      int      `json:"threads,omitempty"`
 	AllowedDirs  []string `json:"allowed_dirs"`
+
+	// A script task (a sql job) runs Setup (the control plane's: the
+	// relations the script reads), then Script's statements, binding
+	// Params to their $name parameters; the last statement is the query
+	// whose rows SQL stands for.
+	Setup  []string          `json:"setup,omitempty"`
+	Script string            `json:"script,omitempty"`
+	Params map[string]string `json:"params,omitempty"`
+}
+
+// Progress is told what a task is doing, for its heartbeats.
+type Progress interface {
+	Stage(stage string)
+	Rows(n int64)
 }
 
 // Result is what the executor reports back.
@@ -122,36 +136,61 @@ func RunTask(ctx context.Context, dir string) error {
 		return err
 	}
 	defer e.Close()
-	return e.Run(ctx, dir)
+	return e.Run(ctx, dir, nil)
 }
 
 // Run reads dir/task.json, runs its SQL with the task's limits, confined to
-// its directories, writes ZSTD Parquet and reports dir/result.json.
-func (e *Executor) Run(ctx context.Context, dir string) error {
+// its directories, writes ZSTD Parquet and reports dir/result.json. A nil
+// progress reports nowhere.
+func (e *Executor) Run(ctx context.Context, dir string, progress Progress) error {
+	if progress == nil {
+		progress = silent{}
+	}
 	var task Task
 	if err := readJSON(filepath.Join(dir, TaskFile), &task); err != nil {
 		return fmt.Errorf("read task: %w", err)
 	}
-	res := Result{Files: []OutputFile{}}
-	if task.SQL != "" {
-		files, err := e.execute(ctx, dir, task)
-		if err != nil {
-			return err
-		}
-		res.Files = files
-	}
-	return writeJSON(filepath.Join(dir, ResultFile), res)
-}
-
-func (e *Executor) execute(ctx context.Context, dir string, task Task) ([]OutputFile, error) {
 	for _, s := range engine.Settings(engine.Config{
 		MemoryLimit: task.Memory, Threads: task.Threads,
 		AllowedDirectories: task.AllowedDirs, TempDirectory: filepath.Join(dir, "spill"),
 	}) {
 		if _, err := e.conn.ExecContext(ctx, s); err != nil {
-			return nil, fmt.Errorf("engine setup %q: %w", s, err)
+			return fmt.Errorf("engine setup %q: %w", s, err)
 		}
 	}
+	var args []any
+	if task.Script != "" {
+		var err error
+		if task.SQL, args, err = e.runScript(ctx, task, progress); err != nil {
+			return err
+		}
+	}
+	res := Result{Files: []OutputFile{}}
+	if task.SQL != "" {
+		progress.Stage("writing the result")
+		files, err := e.execute(ctx, dir, task, args)
+		if err != nil && task.Script != "" {
+			return fmt.Errorf("the script's last statement (its result): %w", err)
+		}
+		if err != nil {
+			return err
+		}
+		res.Files = files
+		var rows int64
+		for _, f := range files {
+			rows += f.Rows
+		}
+		progress.Rows(rows)
+	}
+	return writeJSON(filepath.Join(dir, ResultFile), res)
+}
+
+type silent struct{}
+
+func (silent) Stage(string) {}
+func (silent) Rows(int64)   {}
+
+func (e *Executor) execute(ctx context.Context, dir string, task Task, args []any) ([]OutputFile, error) {
 	rowGroup := task.RowGroupRows
 	if rowGroup <= 0 {
 		rowGroup = 1_000_000
@@ -168,7 +207,7 @@ func (e *Executor) execute(ctx context.Context, dir string, task Task) ([]Output
 		}
 		q = fmt.Sprintf("COPY (%s) TO %s (%s)", task.SQL, dataset.QuoteString(filepath.Join(task.Output, "part-0.parquet")), opts)
 	}
-	rows, err := e.conn.QueryContext(ctx, q)
+	rows, err := e.conn.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("write output: %w", err)
 	}

@@ -93,7 +93,7 @@ func DefaultConfig() Config {
 		CompactionTarget:   128 << 20,
 		CompactionSchedule: "@hourly",
 		QueryTimeout:       5 * time.Minute,
-		Executor:           executor.Config{Standby: 1},
+		Executor:           executor.Config{Standby: 1, HeartbeatTimeout: executor.DefaultHeartbeatTimeout},
 	}
 }
 

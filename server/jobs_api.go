@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +38,9 @@ type logBucket interface {
 }
 
 func (s *Server) jobRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/jobs", s.postJob)
+	mux.HandleFunc("GET /v1/jobs/{id}/output", s.jobOutputFiles)
+	mux.HandleFunc("GET /v1/jobs/{id}/output/{file}", s.jobOutputFile)
 	mux.HandleFunc("GET /v1/jobs", s.listJobs)
 	mux.HandleFunc("GET /v1/jobs/{id}", s.getJob)
 	mux.HandleFunc("GET /v1/jobs/{id}/logs", s.jobLogs)
@@ -44,13 +49,50 @@ func (s *Server) jobRoutes(mux *http.ServeMux) {
 
 // submitJob queues a job and answers 202 with it and its Location.
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, kind, view string, params map[string]string) {
-	j, err := s.sched.Submit(r.Context(), scheduler.SubmitRequest{Kind: kind, View: view, Params: params})
+	s.submit(w, r, scheduler.SubmitRequest{Kind: kind, View: view, Params: params, User: requestUser(r)})
+}
+
+// postJob is POST /v1/jobs: any kind of job, with a client-chosen id that
+// makes the request idempotent.
+func (s *Server) postJob(w http.ResponseWriter, r *http.Request) {
+	var req api.JobRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	sr := scheduler.SubmitRequest{
+		ID: req.ID, Kind: req.Kind, View: req.View, Params: req.Params, User: requestUser(r),
+		SQL: req.SQL, Output: req.Output, Criteria: req.ClusterCriteria, MaxAttempts: req.MaxAttempts,
+	}
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil || d < time.Second {
+			writeError(w, http.StatusBadRequest, "timeout %q: give a duration of at least 1s, such as 30m or 2h", req.Timeout)
+			return
+		}
+		sr.Timeout = d
+	}
+	if req.MaxAttempts < 0 || req.MaxAttempts > maxViewRetries+1 {
+		writeError(w, http.StatusBadRequest, "max_attempts %d: give a number from 1 to %d", req.MaxAttempts, maxViewRetries+1)
+		return
+	}
+	s.submit(w, r, sr)
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, req scheduler.SubmitRequest) {
+	j, err := s.sched.Submit(r.Context(), req)
 	switch {
 	case errors.Is(err, scheduler.ErrInvalidRequest):
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
+	case errors.Is(err, scheduler.ErrIDInUse):
+		writeError(w, http.StatusConflict, "%v: choose another id", err)
+		return
+	case errors.Is(err, scheduler.ErrUserLimit):
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, "%v", err)
+		return
 	case errors.Is(err, catalog.ErrNotFound):
-		writeError(w, http.StatusNotFound, "view %q not found", view)
+		writeError(w, http.StatusNotFound, "view %q not found", req.View)
 		return
 	case err != nil:
 		s.internalError(w, "submit job", err)
@@ -70,6 +112,17 @@ func (s *Server) jobDoc(ctx context.Context, j catalog.Job, withVersion bool) (a
 	doc := api.Job{
 		ID: j.ID, Kind: j.Kind, View: j.View, Params: j.Params, State: j.State,
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, CreatedAt: j.CreatedAt, Error: j.Error, LogPrefix: j.LogPrefix,
+		User: j.User, SQL: j.SQL, Output: j.Output, ClusterCriteria: j.Criteria,
+	}
+	if j.Kind == scheduler.KindSQL && j.Output == "" {
+		out, _ := scheduler.ParseOutput("", j.ID) // the default always parses
+		doc.Output = out.Object
+	}
+	if j.Cluster != "" {
+		doc.Executor = &api.JobExecutor{Cluster: j.Cluster}
+		if l, ok := s.live.get(j.ID); ok && j.State == scheduler.StateRunning {
+			doc.Executor.PID, doc.Progress = l.pid, l.progress
+		}
 	}
 	if j.Timeout > 0 {
 		doc.Timeout = formatDuration(j.Timeout)
@@ -117,10 +170,30 @@ func formatDuration(d time.Duration) string {
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := catalog.JobFilter{View: q.Get("view"), State: q.Get("state"), Kind: q.Get("kind"), Limit: defaultJobLimit}
+	f := catalog.JobFilter{View: q.Get("view"), State: q.Get("state"), Kind: q.Get("kind"), User: q.Get("user"), Limit: defaultJobLimit}
 	if f.State != "" && !slices.Contains(scheduler.States, f.State) {
 		writeError(w, http.StatusBadRequest, "state %q: use one of %s", f.State, strings.Join(scheduler.States, ", "))
 		return
+	}
+	if f.Kind != "" && !slices.Contains(scheduler.Kinds, f.Kind) {
+		writeError(w, http.StatusBadRequest, "kind %q: use one of %s", f.Kind, strings.Join(scheduler.Kinds, ", "))
+		return
+	}
+	if since := q.Get("since"); since != "" {
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since %q: give a time such as 2026-11-23T08:00:00Z", since)
+			return
+		}
+		f.Since = t
+	}
+	if o := q.Get("offset"); o != "" {
+		n, err := strconv.Atoi(o)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "offset %q: give a number of jobs to skip", o)
+			return
+		}
+		f.Offset = n
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -130,12 +203,20 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	page := f.Limit
+	f.Limit++ // one more tells whether a next page exists
 	jobs, err := s.cat.ListJobs(r.Context(), f)
 	if err != nil {
 		s.internalError(w, "list jobs", err)
 		return
 	}
 	out := api.JobList{Jobs: make([]api.Job, 0, len(jobs))}
+	if len(jobs) > page {
+		jobs = jobs[:page]
+		next := r.URL.Query()
+		next.Set("offset", strconv.Itoa(f.Offset+page))
+		out.Next = "/v1/jobs?" + next.Encode()
+	}
 	for _, j := range jobs {
 		doc, err := s.jobDoc(r.Context(), j, false)
 		if err != nil {
@@ -286,4 +367,104 @@ func viewPolicy(req api.ViewRequest) (jobPolicy, error) {
 		p.Timeout = d
 	}
 	return p, nil
+}
+
+// jobOutputNames are the files of GET /v1/jobs/{id}/output, in order.
+var jobOutputNames = []string{scheduler.LogStdout, scheduler.LogStderr, manifestFile, resultFile}
+
+const resultFile = "result.parquet"
+
+// jobOutputPath is the local file holding a job's output file, if it exists:
+// a running executor's stdout and stderr where they grow, else what the
+// object store kept of the latest attempt.
+func (s *Server) jobOutputPath(j catalog.Job, name string) (string, bool) {
+	var object string
+	switch name {
+	case scheduler.LogStdout, scheduler.LogStderr:
+		if l, ok := s.live.get(j.ID); ok && l.dir != "" && j.State == scheduler.StateRunning {
+			p := filepath.Join(l.dir, name)
+			_, err := os.Stat(p)
+			return p, err == nil
+		}
+		object = j.LogPrefix + name
+	case manifestFile:
+		object = j.LogPrefix + name
+	case resultFile:
+		if j.Kind != scheduler.KindSQL || j.State != scheduler.StateSucceeded {
+			return "", false
+		}
+		out, err := scheduler.ParseOutput(j.Output, j.ID)
+		if err != nil {
+			return "", false
+		}
+		object = out.Object
+	default:
+		return "", false
+	}
+	if j.LogPrefix == "" {
+		return "", false
+	}
+	p, err := s.bucket.LocalPath(object)
+	if err != nil {
+		return "", false
+	}
+	_, err = os.Stat(p)
+	return p, err == nil
+}
+
+func (s *Server) jobOutputFiles(w http.ResponseWriter, r *http.Request) {
+	j, ok := s.lookupJob(w, r)
+	if !ok {
+		return
+	}
+	out := api.JobOutput{Files: []api.JobOutputFile{}}
+	for _, name := range jobOutputNames {
+		p, ok := s.jobOutputPath(j, name)
+		if !ok {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil {
+			out.Files = append(out.Files, api.JobOutputFile{Name: name, Bytes: st.Size()})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// jobOutputFile serves one output file, with byte ranges (a client
+// following a running job's log asks for what it has not read yet).
+func (s *Server) jobOutputFile(w http.ResponseWriter, r *http.Request) {
+	j, ok := s.lookupJob(w, r)
+	if !ok {
+		return
+	}
+	name := r.PathValue("file")
+	if !slices.Contains(jobOutputNames, name) {
+		writeError(w, http.StatusNotFound, "job output %q: there are %s", name, strings.Join(jobOutputNames, ", "))
+		return
+	}
+	p, ok := s.jobOutputPath(j, name)
+	if !ok {
+		writeError(w, http.StatusNotFound, "job %s has no %s (yet)", j.ID, name)
+		return
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "job %s has no %s (yet)", j.ID, name)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		s.internalError(w, "read job output", err)
+		return
+	}
+	switch {
+	case strings.HasSuffix(name, ".json"):
+		w.Header().Set("Content-Type", "application/json")
+	case strings.HasSuffix(name, ".parquet"):
+		w.Header().Set("Content-Type", "application/vnd.apache.parquet")
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	http.ServeContent(w, r, name, st.ModTime(), f)
 }

@@ -49,7 +49,10 @@ type Server struct {
 	// launcher keeps standby executors warm while the server runs.
 	launcher *executor.Local
 	sched    *scheduler.Scheduler
-	gateway  *sqlgateway.Gateway
+	sqlJobs  *sqlJobs
+	// live holds what running jobs' executors report.
+	live    *liveJobs
+	gateway *sqlgateway.Gateway
 	// authz holds the authorization rules; nil allows everything.
 	authz *authz.Rules
 
@@ -143,12 +146,21 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.sched, err = scheduler.New(cfg.Scheduler, s.cat, jobRunner{b: s.builder, cat: s.cat, after: s.afterPublish}, nil, s.logger.With("component", "scheduler"), s.registry)
+	s.live = newLiveJobs()
+	s.sqlJobs = &sqlJobs{
+		b: s.builder, speed: s.speed, merger: serving.NewMerger(s.bucket), files: s.bucket, db: s.db, cat: s.cat,
+		logger: s.logger.With("component", "sqljobs"),
+	}
+	runner := jobRunner{b: s.builder, cat: s.cat, sql: s.sqlJobs, live: s.live, manifests: s.bucket, after: s.afterPublish}
+	s.sched, err = scheduler.New(cfg.Scheduler, s.cat, runner, nil, s.logger.With("component", "scheduler"), s.registry)
 	if err != nil {
 		return err
 	}
 	if err := s.load(ctx); err != nil {
 		return err
+	}
+	if err := s.sqlJobs.restoreTables(ctx); err != nil {
+		return fmt.Errorf("restore the tables of schema jobs: %w", err)
 	}
 	var routing sqlgateway.RoutingConfig
 	if cfg.RoutingFile != "" {

@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/duet-analytics/duet/batchlayer"
+	"github.com/duet-analytics/duet/internal/executor"
 )
 
 // newExecutorCmd is the ephemeral executor: the server starts one process per
@@ -60,11 +62,26 @@ func newExecutorCmd() *cobra.Command {
 					return err
 				}
 			}
-			return e.Run(ctx, dir)
+			// Heartbeats start with the task: a standby's wait is not work.
+			reporter := executor.NewReporter()
+			defer reporter.Close()
+			return e.Run(ctx, dir, loggedProgress{Reporter: reporter, w: cmd.ErrOrStderr()})
 		},
 	}
 	run.Flags().StringVar(&dir, "dir", "", "the task's working directory")
 	run.Flags().BoolVar(&standby, "standby", false, "warm up, then read the task's directory from stdin")
 	cmd.AddCommand(run)
 	return cmd
+}
+
+// loggedProgress also writes each stage to the executor's stderr, which
+// the job's logs keep.
+type loggedProgress struct {
+	*executor.Reporter
+	w io.Writer
+}
+
+func (p loggedProgress) Stage(stage string) {
+	fmt.Fprintf(p.w, "%s %s\n", time.Now().UTC().Format(time.RFC3339Nano), stage)
+	p.Reporter.Stage(stage)
 }

@@ -245,7 +245,7 @@ func (l *Local) Launch(ctx context.Context, dir string) error {
 	}
 	// The replacement warms up once this task is done, not alongside it.
 	defer l.wake()
-	lost := l.watch(ctx, p)
+	lost := l.watch(ctx, p, dir)
 	l.logger.Debug("executor finished", "dir", dir, "standby", standby, "ms", time.Since(began).Milliseconds(), "err", p.err)
 	if lost {
 		return fmt.Errorf("executor lost: no heartbeat for %s; killed it", l.cfg.HeartbeatTimeout)
@@ -266,10 +266,10 @@ func (l *Local) Launch(ctx context.Context, dir string) error {
 // watch waits for the executor to exit, passing its heartbeats to the
 // context's Trace. It kills the executor when ctx ends or when it has been
 // silent for the heartbeat timeout, and reports the latter.
-func (l *Local) watch(ctx context.Context, p *process) (lost bool) {
+func (l *Local) watch(ctx context.Context, p *process, dir string) (lost bool) {
 	trace := traceFrom(ctx)
 	if trace.OnStart != nil {
-		trace.OnStart(p.cmd.Process.Pid)
+		trace.OnStart(p.cmd.Process.Pid, dir)
 	}
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())

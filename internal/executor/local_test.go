@@ -213,7 +213,7 @@ echo '{"stage":"statement 2 of 2","rows":7}' >&3
 		stages []Status
 	)
 	ctx := WithTrace(context.Background(), &Trace{
-		OnStart:  func(p int) { pid = p },
+		OnStart:  func(p int, _ string) { pid = p },
 		OnStatus: func(s Status) { stages = append(stages, s) },
 	})
 	dir := t.TempDir()

@@ -36,9 +36,10 @@ type Status struct {
 }
 
 // Trace observes one Launch, as httptrace observes a request: OnStart gets
-// the executor's process id, OnStatus each heartbeat. Either may be nil.
+// the executor's process id and working directory, OnStatus each heartbeat.
+// Either may be nil.
 type Trace struct {
-	OnStart  func(pid int)
+	OnStart  func(pid int, dir string)
 	OnStatus func(Status)
 }
 
