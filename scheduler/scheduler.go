@@ -331,8 +331,9 @@ func (s *Scheduler) pass(ctx context.Context) time.Time {
 		}
 	}
 	earliest(s.fireSchedules(ctx, now))
-	earliest(s.enforceTimeouts(now))
 	earliest(s.startDue(ctx, now))
+	// After the starts, so the wake covers the deadlines of jobs just started.
+	earliest(s.enforceTimeouts(now))
 	return wake
 }
 

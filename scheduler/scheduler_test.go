@@ -146,7 +146,8 @@ func TestMaxAttemptsThenFailed(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	h := newHarness(t, Config{}, untilCancelled)
+	// A long poll: only the deadline itself may wake the loop in time.
+	h := newHarness(t, Config{Poll: 24 * time.Hour}, untilCancelled)
 	h.view("slow", 1, time.Minute)
 	h.start()
 	j := h.submit("slow")
