@@ -238,6 +238,16 @@ func (c *Client) do(ctx context.Context, method, target, contentType string, bod
 
 // send makes one request; body (of size bytes) may be nil.
 func (c *Client) send(ctx context.Context, method, target, contentType string, body io.Reader, size int64) (*http.Response, error) {
+	req, err := c.newRequest(ctx, method, target, contentType, body, size)
+	if err != nil {
+		return nil, err
+	}
+	return c.roundTrip(req)
+}
+
+// newRequest builds a request with the client's headers and credentials, for
+// a caller that adds headers of its own before roundTrip.
+func (c *Client) newRequest(ctx context.Context, method, target, contentType string, body io.Reader, size int64) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return nil, fmt.Errorf("build request %s %s: %w", method, target, err)
@@ -255,15 +265,20 @@ func (c *Client) send(ctx context.Context, method, target, contentType string, b
 	case cr.Password != "":
 		req.SetBasicAuth(cr.User, cr.Password)
 	}
+	return req, nil
+}
+
+// roundTrip sends req, telling an unreachable server from a failed request.
+func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%s %s: %w", method, req.URL.Path, ctxErr)
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, ctxErr)
 		}
 		if isDialError(err) {
 			return nil, &UnreachableError{BaseURL: c.BaseURL(), Err: err}
 		}
-		return nil, fmt.Errorf("%s %s on duet server at %s: %w", method, req.URL.Path, c.BaseURL(), unwrapURLError(err))
+		return nil, fmt.Errorf("%s %s on duet server at %s: %w", req.Method, req.URL.Path, c.BaseURL(), unwrapURLError(err))
 	}
 	return resp, nil
 }

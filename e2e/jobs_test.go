@@ -118,9 +118,12 @@ func TestJobsThroughCLIAndAPI(t *testing.T) {
 	if j.NextAttemptAt == nil || j.NextAttemptAt.Before(j.CreatedAt) || j.MaxAttempts != 3 {
 		t.Fatalf("job waiting to retry = %+v", j)
 	}
-	// The logs are the executor's stderr, whose last line the job's error quotes.
+	// The logs are the executor's stderr: its stages, then the error whose
+	// line the job's error quotes.
 	logs := strings.TrimSpace(mustDuet(t, p, "", "job", "logs", failing))
-	if !strings.HasPrefix(logs, "duet: ") || !strings.Contains(logs, "Error") || !strings.Contains(j.Error, "executor") || !strings.Contains(j.Error, logs) {
+	last := logs[strings.LastIndexByte(logs, '\n')+1:]
+	if !strings.Contains(logs, " writing the result\n") || !strings.HasPrefix(last, "duet: ") || !strings.Contains(last, "Error") ||
+		!strings.Contains(j.Error, "executor") || !strings.Contains(j.Error, last) {
 		t.Fatalf("job logs of the failed attempt:\n%s\njob error: %s", logs, j.Error)
 	}
 	out = mustDuet(t, p, "", "job", "show", failing)

@@ -202,6 +202,18 @@ func TestSQLJobs(t *testing.T) {
 		}
 	})
 
+	t.Run("through the CLI", func(t *testing.T) {
+		out := mustDuet(t, p, "SELECT origin, count(*) AS n FROM raw.flights WHERE delay >= $min GROUP BY origin\n",
+			"job", "submit", "--sql-file", "-", "-p", "min=0", "--output", "jobs.by_origin", "--wait")
+		if !strings.Contains(out, "succeeded") {
+			t.Fatalf("duet job submit --wait printed %q", out)
+		}
+		want := queryRows(t, db, "SELECT origin, count(*) FROM raw.flights WHERE delay >= 0 GROUP BY origin ORDER BY origin")
+		if err := sameRows(want, queryRows(t, db, "SELECT origin, n FROM jobs.by_origin ORDER BY origin")); err != nil {
+			t.Fatalf("jobs.by_origin: %v", err)
+		}
+	})
+
 	t.Run("parameters are values, not SQL", func(t *testing.T) {
 		j := waitJob(t, p, mustPostJob(t, p, api.JobRequest{Kind: api.JobKindSQL,
 			SQL: "SELECT count(*) FROM raw.flights WHERE delay > $min", Params: map[string]string{"min": "0 OR true"}}).ID)
