@@ -153,9 +153,9 @@ type JobRequest struct {
 	// ID, if set, names the job and makes the request idempotent: the same
 	// request again answers with the first job. Up to 128 letters, digits,
 	// '.', '_' and '-'.
-	ID     string `json:"id,omitempty"`
-	Kind   string `json:"kind"`
-	View   string `json:"view,omitempty"`
+	ID   string `json:"id,omitempty"`
+	Kind string `json:"kind"`
+	View string `json:"view,omitempty"`
 	// Params are the kind's arguments; for a sql job, the values of the
 	// script's $name parameters (bound as typed values, never pasted).
 	Params map[string]string `json:"params,omitempty"`
