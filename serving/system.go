@@ -297,7 +297,7 @@ func systemTables(cfg SystemConfig) []*systemTable {
 		},
 		{
 			name:    "jobs",
-			comment: "One row per job (view builds, backfills, compactions), newest first; times are the latest attempt's",
+			comment: "One row per job (view builds, backfills, compactions, sql jobs), newest first; times are the latest attempt's",
 			columns: []systemColumn{
 				{"job_id", "job id", tVarchar},
 				{"kind", "what the job does", tVarchar},
@@ -315,6 +315,9 @@ func systemTables(cfg SystemConfig) []*systemTable {
 				{"error", "why the latest attempt failed", tVarchar},
 				{"params", "the job's parameters as a JSON object", tVarchar},
 				{"log_prefix", "object-store prefix of the latest attempt's output", tVarchar},
+				{"user", "who submitted the job; NULL for the scheduler's own", tVarchar},
+				{"cluster", "where the latest attempt runs or ran", tVarchar},
+				{"output", "a sql job's output: an object path or jobs.<table>; NULL for the default", tVarchar},
 			},
 			rows: s.jobs,
 		},
@@ -542,7 +545,8 @@ func (s *systemSources) jobs(ctx context.Context) ([][]any, error) {
 		}
 		out = append(out, []any{j.ID, j.Kind, nullString(j.View), j.State, int64(j.Attempt), int64(j.MaxAttempts),
 			j.CreatedAt, nullTime(j.StartedAt), nullTime(j.FinishedAt), duration, nullTime(j.NextAttemptAt),
-			nullMillis(j.Timeout), version, nullString(j.Error), params, nullString(j.LogPrefix)})
+			nullMillis(j.Timeout), version, nullString(j.Error), params, nullString(j.LogPrefix),
+			nullString(j.User), nullString(j.Cluster), nullString(j.Output)})
 	}
 	return out, nil
 }

@@ -169,7 +169,7 @@ func TestSystemCatalogTables(t *testing.T) {
 	jobs := []catalog.Job{
 		{ID: "j-a", Kind: "view-build", View: "v", State: "succeeded", Params: map[string]string{"full": "true"},
 			CreatedAt: started.Add(-time.Second), StartedAt: started, FinishedAt: started.Add(1500 * time.Millisecond),
-			Version: v2.Version, Attempt: 1, MaxAttempts: 3, LogPrefix: "logs/jobs/j-a/attempt-1/", Timeout: time.Hour},
+			Version: v2.Version, Attempt: 1, MaxAttempts: 3, LogPrefix: "logs/jobs/j-a/attempt-1/", Timeout: time.Hour, User: "alice", Cluster: "local"},
 		{ID: "j-b", Kind: "compaction", State: "queued", CreatedAt: started, Error: "executor exited 1",
 			NextAttemptAt: started.Add(time.Minute), Attempt: 1, MaxAttempts: 2},
 	}
@@ -225,9 +225,9 @@ func TestSystemCatalogTables(t *testing.T) {
 	}
 
 	assertRows(t, "system.jobs", queryRows(t, n.DB, "SELECT * FROM duet.system.jobs"), [][]any{
-		{"j-b", "compaction", nil, "queued", int64(1), int64(2), started, nil, nil, nil, started.Add(time.Minute), nil, nil, "executor exited 1", nil, nil},
+		{"j-b", "compaction", nil, "queued", int64(1), int64(2), started, nil, nil, nil, started.Add(time.Minute), nil, nil, "executor exited 1", nil, nil, nil, nil, nil},
 		{"j-a", "view-build", "v", "succeeded", int64(1), int64(3), started.Add(-time.Second), started, started.Add(1500 * time.Millisecond),
-			int64(1500), nil, int64(3600000), v2.Version, nil, `{"full":"true"}`, "logs/jobs/j-a/attempt-1/"},
+			int64(1500), nil, int64(3600000), v2.Version, nil, `{"full":"true"}`, "logs/jobs/j-a/attempt-1/", "alice", "local", nil},
 	})
 	var params map[string]string
 	if err := json.Unmarshal([]byte(queryRows(t, n.DB, "SELECT params FROM duet.system.jobs WHERE job_id = 'j-a'")[0][0].(string)), &params); err != nil || params["full"] != "true" {
