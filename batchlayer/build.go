@@ -183,6 +183,15 @@ func (b *Builder) Build(ctx context.Context, req Request) (catalog.ViewVersion, 
 	if err != nil {
 		return catalog.ViewVersion{}, err
 	}
+	if req.Trino != nil {
+		if req.From != "" || req.To != "" {
+			return catalog.ViewVersion{}, fmt.Errorf("view %s: a backfill runs on a local cluster; on trino %s a build rebuilds every day", req.View, req.Trino.URL)
+		}
+		if err := trinoBuildable(plan); err != nil {
+			return catalog.ViewVersion{}, fmt.Errorf("view %s cannot be built on trino %s: %w", req.View, req.Trino.URL, err)
+		}
+		req.Full = true
+	}
 	if req.From == "" && req.To == "" {
 		if err := b.speed.Flush(ctx, plan.Dataset); err != nil {
 			return catalog.ViewVersion{}, fmt.Errorf("archive recent records: %w", err)
@@ -284,8 +293,15 @@ func (b *Builder) execute(ctx context.Context, req Request, plan *viewsql.Plan, 
 		Output: filepath.Join(dir, "out"), Memory: b.cfg.ExecutorMemory, Threads: b.cfg.ExecutorThreads,
 		AllowedDirs: allowedDirs(append(inputs, merge...), dir),
 	}
+	switch {
+	case req.Trino != nil:
+		t := &TrinoTask{Source: *req.Trino, Table: req.Trino.relation(plan.Dataset), Columns: plan.Partial}
+		for _, f := range bp.inputs {
+			t.ExpectRows += f.Rows
+		}
+		task.Trino, task.SQL, task.AllowedDirs = t, plan.PartialSQL(t.Table), []string{dir}
 	// A backfill of days without records has no inputs: the partitions become empty.
-	if len(inputs) > 0 {
+	case len(inputs) > 0:
 		task.SQL = plan.PartialSQL(dataset.ReadParquet(inputs))
 	}
 	if len(merge) > 0 {

@@ -29,6 +29,9 @@ type Request struct {
 	From, To string
 	// LogPrefix is where the executor's stdout and stderr are kept ("" = not kept).
 	LogPrefix string
+	// Trino, when set, runs the build's query on that cluster: a full
+	// rebuild, as the cluster's table knows no offsets to start from.
+	Trino *TrinoSource
 }
 
 // buildPlan is what one build reads and writes, decided without I/O.

@@ -47,6 +47,10 @@ type Task struct {
 	Setup  []string          `json:"setup,omitempty"`
 	Script string            `json:"script,omitempty"`
 	Params map[string]string `json:"params,omitempty"`
+
+	// Trino, when set, runs SQL on a Trino cluster; the executor writes
+	// its answer.
+	Trino *TrinoTask `json:"trino,omitempty"`
 }
 
 // Progress is told what a task is doing, for its heartbeats.
@@ -159,6 +163,12 @@ func (e *Executor) Run(ctx context.Context, dir string, progress Progress) error
 		}
 	}
 	var args []any
+	if task.Trino != nil {
+		var err error
+		if task.SQL, err = e.fromTrino(ctx, task, progress); err != nil {
+			return err
+		}
+	}
 	if task.Script != "" {
 		var err error
 		if task.SQL, args, err = e.runScript(ctx, task, progress); err != nil {

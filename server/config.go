@@ -71,6 +71,9 @@ type Config struct {
 	// statements to them (see sqlgateway.RoutingConfig); empty runs every
 	// statement here.
 	RoutingFile string `yaml:"routing_file"`
+	// ClustersFile is a JSON file of the clusters jobs run on (see
+	// loadClusters); empty runs every job on this machine's executors.
+	ClustersFile string `yaml:"clusters_file"`
 
 	// archiveBucket, when set, wraps the bucket the speed layer archives to
 	// (tests gate uploads with it).

@@ -26,6 +26,8 @@ type jobRunner struct {
 		GetDataset(ctx context.Context, name string) (catalog.Dataset, error)
 	}
 	sql *sqlJobs
+	// clusters says which clusters are trino ones, and which are healthy.
+	clusters *clusterHealth
 	// live holds what running attempts' executors report.
 	live *liveJobs
 	// manifests keeps each attempt's run manifest beside its logs.
@@ -47,8 +49,14 @@ func (r jobRunner) Run(ctx context.Context, j catalog.Job) (int64, error) {
 	return version, err
 }
 
+// ClusterHealthy tells the scheduler which clusters take jobs.
+func (r jobRunner) ClusterHealthy(name string) bool { return r.clusters.ClusterHealthy(name) }
+
 func (r jobRunner) run(ctx context.Context, j catalog.Job) (int64, *batchlayer.ScriptResult, error) {
-	req := batchlayer.Request{JobID: j.ID, View: j.View, LogPrefix: j.LogPrefix}
+	req := batchlayer.Request{JobID: j.ID, View: j.View, LogPrefix: j.LogPrefix, Trino: r.clusters.trino(j.Cluster)}
+	if req.Trino != nil && j.Kind != scheduler.KindViewBuild {
+		return 0, nil, fmt.Errorf("cluster %s runs view builds on trino %s; a %s job needs a local cluster (give cluster criteria that only local clusters meet)", j.Cluster, req.Trino.URL, j.Kind)
+	}
 	switch j.Kind {
 	case scheduler.KindViewBuild:
 		if f := j.Params["full"]; f != "" {

@@ -50,6 +50,7 @@ type Server struct {
 	launcher *executor.Local
 	sched    *scheduler.Scheduler
 	sqlJobs  *sqlJobs
+	clusters *clusterHealth
 	// live holds what running jobs' executors report.
 	live    *liveJobs
 	gateway *sqlgateway.Gateway
@@ -99,6 +100,16 @@ func (s *Server) open(ctx context.Context) error {
 			return err
 		}
 	}
+	clusters := clusterFile{}
+	if cfg.ClustersFile != "" {
+		if clusters, err = loadClusters(cfg.ClustersFile, cfg.Scheduler.Workers); err != nil {
+			return err
+		}
+		cfg.Scheduler.Clusters = clusters.schedulerClusters()
+		if err := cfg.Scheduler.Validate(); err != nil {
+			return fmt.Errorf("clusters file %s: %w", cfg.ClustersFile, err)
+		}
+	}
 	for _, d := range []string{s.dir(), s.dir("objects"), s.dir("scratch"), s.dir("engine-tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("data dir: %w", err)
@@ -146,12 +157,13 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.clusters = newClusterHealth(clusters, s.logger.With("component", "clusters"))
 	s.live = newLiveJobs()
 	s.sqlJobs = &sqlJobs{
 		b: s.builder, speed: s.speed, merger: serving.NewMerger(s.bucket), files: s.bucket, db: s.db, cat: s.cat,
 		logger: s.logger.With("component", "sqljobs"),
 	}
-	runner := jobRunner{b: s.builder, cat: s.cat, sql: s.sqlJobs, live: s.live, manifests: s.bucket, after: s.afterPublish}
+	runner := jobRunner{b: s.builder, cat: s.cat, sql: s.sqlJobs, clusters: s.clusters, live: s.live, manifests: s.bucket, after: s.afterPublish}
 	s.sched, err = scheduler.New(cfg.Scheduler, s.cat, runner, nil, s.logger.With("component", "scheduler"), s.registry)
 	if err != nil {
 		return err
@@ -342,7 +354,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	components := map[string]func(context.Context) error{
 		"speedlayer": s.speed.Run, "scheduler": s.sched.Run, "sqlgateway": s.gateway.Run,
-		"compaction": s.compactPeriodically, "executors": s.launcher.Run,
+		"compaction": s.compactPeriodically, "executors": s.launcher.Run, "clusters": s.clusters.Run,
 	}
 	errc := make(chan error, len(components))
 	for name, run := range components {

@@ -52,6 +52,7 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&cfg.Engine.Threads, "threads", 0, "engine threads (default: one per core)")
 	f.IntVar(&cfg.Executor.Standby, "executor-standby", cfg.Executor.Standby, "executors kept started and warmed up, so a build need not wait for one (0: start each with its task)")
 	f.IntVar(&cfg.Scheduler.Workers, "workers", cfg.Scheduler.Workers, "jobs (view builds, backfills, compactions, sql jobs) run at once on this machine's executors")
+	f.StringVar(&cfg.ClustersFile, "clusters-file", "", "JSON file of the clusters jobs run on: local executors and Trino clusters, with tags and slots (default: one local cluster with --workers slots)")
 	f.IntVar(&cfg.Scheduler.MaxActivePerUser, "max-active-jobs-per-user", cfg.Scheduler.MaxActivePerUser, "queued and running jobs a user may have; more are refused with 429 (0: no limit)")
 	f.DurationVar(&cfg.Scheduler.RetryBackoff, "job-retry-backoff", cfg.Scheduler.RetryBackoff, "wait before a failed job's second attempt; doubles for each further one")
 	f.DurationVar(&cfg.Executor.HeartbeatTimeout, "executor-heartbeat-timeout", cfg.Executor.HeartbeatTimeout, "an executor silent this long is taken for lost: killed, and its attempt failed")
