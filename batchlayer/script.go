@@ -38,34 +38,78 @@ func splitScript(script string) []statement {
 		if !inText && c != ' ' && c != '\t' && c != '\r' && c != '\n' {
 			inText, first = true, line
 		}
-		switch {
-		case c == '\n':
+		if j := skipLiteral(script, i); j > i {
+			line += strings.Count(script[i:j], "\n")
+			i = j - 1
+			continue
+		}
+		switch c {
+		case '\n':
 			line++
-		case c == '\'' || c == '"':
-			j := closing(script, i+1, string(c))
-			line += strings.Count(script[i:j], "\n")
-			i = j - 1
-		case strings.HasPrefix(script[i:], "$$"):
-			j := closing(script, i+2, "$$")
-			line += strings.Count(script[i:j], "\n")
-			i = j - 1
-		case strings.HasPrefix(script[i:], "--"):
-			j := strings.IndexByte(script[i:], '\n')
-			if j < 0 {
-				j = len(script) - i
-			}
-			i += j - 1
-		case strings.HasPrefix(script[i:], "/*"):
-			j := closing(script, i+2, "*/")
-			line += strings.Count(script[i:j], "\n")
-			i = j - 1
-		case c == ';':
+		case ';':
 			flush(i)
 			start, inText = i+1, false
 		}
 	}
 	flush(len(script))
 	return out
+}
+
+// skipLiteral is the index just past the string literal, quoted name,
+// dollar-quoted string or comment starting at i; i when none starts there.
+func skipLiteral(s string, i int) int {
+	switch {
+	case s[i] == '\'' || s[i] == '"':
+		return closing(s, i+1, s[i:i+1])
+	case strings.HasPrefix(s[i:], "$$"):
+		return closing(s, i+2, "$$")
+	case strings.HasPrefix(s[i:], "--"):
+		if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+			return i + j // the newline itself is counted by the caller
+		}
+		return len(s)
+	case strings.HasPrefix(s[i:], "/*"):
+		return closing(s, i+2, "*/")
+	}
+	return i
+}
+
+// positional rewrites a statement's $name parameters as ? for a client
+// that binds by position (trino-go-client), returning their values in
+// order. A $name without a value is an error naming it.
+func positional(stmt string, params map[string]string) (string, []any, error) {
+	var (
+		b    strings.Builder
+		args []any
+	)
+	for i := 0; i < len(stmt); i++ {
+		if j := skipLiteral(stmt, i); j > i {
+			b.WriteString(stmt[i:j])
+			i = j - 1
+			continue
+		}
+		if stmt[i] != '$' {
+			b.WriteByte(stmt[i])
+			continue
+		}
+		j := i + 1
+		for j < len(stmt) && (stmt[j] == '_' || stmt[j] >= 'a' && stmt[j] <= 'z' || stmt[j] >= 'A' && stmt[j] <= 'Z' || j > i+1 && stmt[j] >= '0' && stmt[j] <= '9') {
+			j++
+		}
+		if j == i+1 {
+			b.WriteByte('$')
+			continue
+		}
+		name := stmt[i+1 : j]
+		v, ok := params[name]
+		if !ok {
+			return "", nil, fmt.Errorf("parameter $%s has no value: give -p %s=...", name, name)
+		}
+		b.WriteByte('?')
+		args = append(args, ParamValue(v))
+		i = j - 1
+	}
+	return b.String(), args, nil
 }
 
 // closing is the index just past the first end at or after from (a doubled
@@ -152,8 +196,10 @@ type ScriptRequest struct {
 	Output string
 	// Inputs prepares what the script reads: it may write files into dir
 	// and returns the statements that define the script's relations, and
-	// the files those read.
+	// the files those read. Unused on Trino, whose tables the script reads.
 	Inputs func(ctx context.Context, dir string) (setup, reads []string, err error)
+	// Trino, when set, runs the script's statements on that cluster.
+	Trino *TrinoSource
 }
 
 // ScriptResult is what a sql job's attempt wrote.
@@ -168,15 +214,19 @@ func (b *Builder) RunScript(ctx context.Context, req ScriptRequest) (ScriptResul
 		return ScriptResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	setup, reads, err := req.Inputs(ctx, dir)
-	if err != nil {
-		return ScriptResult{}, fmt.Errorf("prepare the script's inputs: %w", err)
-	}
 	task := Task{
 		Output: filepath.Join(dir, "out"), Memory: b.cfg.ExecutorMemory, Threads: b.cfg.ExecutorThreads,
-		AllowedDirs: allowedDirs(reads, dir),
-		Setup:       setup, Script: req.Script, Params: req.Params,
+		AllowedDirs: []string{dir}, Script: req.Script, Params: req.Params,
 		RowGroupRows: 122_880, // DuckDB's default: results are read by queries, not merged
+	}
+	if req.Trino != nil {
+		task.Trino = &TrinoTask{Source: *req.Trino}
+	} else {
+		setup, reads, err := req.Inputs(ctx, dir)
+		if err != nil {
+			return ScriptResult{}, fmt.Errorf("prepare the script's inputs: %w", err)
+		}
+		task.Setup, task.AllowedDirs = setup, allowedDirs(reads, dir)
 	}
 	res, err := b.run(ctx, req.LogPrefix, dir, task)
 	if err != nil {

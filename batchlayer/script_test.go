@@ -45,3 +45,19 @@ func TestParamValue(t *testing.T) {
 		}
 	}
 }
+
+func TestPositional(t *testing.T) {
+	q, args, err := positional(`SELECT '$a', "$a", $a, $b_2 -- $a
+/* $b_2 */ FROM t WHERE x = $$ $a $$ AND y > $a`, map[string]string{"a": "7", "b_2": "o'k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `SELECT '$a', "$a", ?, ? -- $a
+/* $b_2 */ FROM t WHERE x = $$ $a $$ AND y > ?`
+	if q != want || !reflect.DeepEqual(args, []any{int64(7), "o'k", int64(7)}) {
+		t.Fatalf("positional:\n%s\n%#v", q, args)
+	}
+	if _, _, err := positional("SELECT $missing", nil); err == nil || err.Error() != "parameter $missing has no value: give -p missing=..." {
+		t.Fatalf("a parameter without a value: %v", err)
+	}
+}

@@ -169,7 +169,7 @@ func (e *Executor) Run(ctx context.Context, dir string, progress Progress) error
 			return err
 		}
 	}
-	if task.Script != "" {
+	if task.Script != "" && task.Trino == nil {
 		var err error
 		if task.SQL, args, err = e.runScript(ctx, task, progress); err != nil {
 			return err

@@ -69,15 +69,17 @@ func trinoBuildable(plan *viewsql.Plan) error {
 	return nil
 }
 
-// TrinoTask is what a task needs to run its query on a Trino cluster.
+// TrinoTask is what a task needs to run its query on a Trino cluster: a
+// build's partial query (Task.SQL), or a sql job's script (Task.Script).
 type TrinoTask struct {
 	Source TrinoSource `json:"source"`
-	// Table is the dataset's relation there, which must hold ExpectRows
+	// Table is a build's dataset relation there, which must hold ExpectRows
 	// records: the archived ones the build covers.
-	Table      string `json:"table"`
-	ExpectRows int64  `json:"expect_rows"`
-	// Columns are the partial form's, typed as a local build writes them.
-	Columns []viewsql.Column `json:"columns"`
+	Table      string `json:"table,omitempty"`
+	ExpectRows int64  `json:"expect_rows,omitempty"`
+	// Columns are a build's partial form's, typed as a local build writes
+	// them; a script's result is typed from Trino's column types.
+	Columns []viewsql.Column `json:"columns,omitempty"`
 }
 
 // trinoResult is the executor's table of the rows the cluster answered.
@@ -97,35 +99,49 @@ func (e *Executor) fromTrino(ctx context.Context, task Task, progress Progress) 
 		return "", fmt.Errorf("trino %s: %w", t.Source.URL, err)
 	}
 	defer db.Close()
-	progress.Stage("checking the cluster's table " + t.Table)
-	var n int64
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+t.Table).Scan(&n); err != nil {
-		return "", fmt.Errorf("trino %s: count %s: %w", t.Source.URL, t.Table, err)
+	if t.Table != "" {
+		progress.Stage("checking the cluster's table " + t.Table)
+		var n int64
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+t.Table).Scan(&n); err != nil {
+			return "", fmt.Errorf("trino %s: count %s: %w", t.Source.URL, t.Table, err)
+		}
+		if n != t.ExpectRows {
+			return "", fmt.Errorf("trino %s: %s holds %d records, duet archived %d: the cluster's table is not in step with duet's archive", t.Source.URL, t.Table, n, t.ExpectRows)
+		}
 	}
-	if n != t.ExpectRows {
-		return "", fmt.Errorf("trino %s: %s holds %d records, duet archived %d: the cluster's table is not in step with duet's archive", t.Source.URL, t.Table, n, t.ExpectRows)
+	query, args := task.SQL, []any(nil)
+	if task.Script != "" {
+		if query, args, err = runOnTrino(ctx, db, task, progress); err != nil {
+			return "", err
+		}
 	}
-	cols := make([]string, len(t.Columns))
-	marks := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
+	progress.Stage("running the query on trino " + t.Source.URL)
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return "", fmt.Errorf("trino %s: %w", t.Source.URL, err)
+	}
+	defer rows.Close()
+	columns := t.Columns
+	if columns == nil {
+		if columns, err = trinoColumns(rows); err != nil {
+			return "", err
+		}
+	}
+	cols := make([]string, len(columns))
+	marks := make([]string, len(columns))
+	for i, c := range columns {
 		cols[i] = dataset.QuoteIdent(c.Name) + " " + c.Type
 		marks[i] = "?"
 	}
 	if _, err := e.conn.ExecContext(ctx, "CREATE TEMP TABLE "+trinoResult+" ("+strings.Join(cols, ", ")+")"); err != nil {
 		return "", fmt.Errorf("create the result table: %w", err)
 	}
-	progress.Stage("running the query on trino " + t.Source.URL)
-	rows, err := db.QueryContext(ctx, task.SQL)
-	if err != nil {
-		return "", fmt.Errorf("trino %s: %w", t.Source.URL, err)
-	}
-	defer rows.Close()
 	insert, err := e.conn.PrepareContext(ctx, "INSERT INTO "+trinoResult+" VALUES ("+strings.Join(marks, ", ")+")")
 	if err != nil {
 		return "", err
 	}
 	defer insert.Close()
-	vals := make([]any, len(t.Columns))
+	vals := make([]any, len(columns))
 	ptrs := make([]any, len(vals))
 	for i := range vals {
 		ptrs[i] = &vals[i]
@@ -147,4 +163,58 @@ func (e *Executor) fromTrino(ctx context.Context, task Task, progress Progress) 
 	}
 	progress.Rows(loaded)
 	return "SELECT * FROM " + trinoResult, nil
+}
+
+// runOnTrino runs every statement of the task's script but the last on the
+// cluster, and returns the last with its parameters bound by position.
+func runOnTrino(ctx context.Context, db *sql.DB, task Task, progress Progress) (string, []any, error) {
+	stmts := splitScript(task.Script)
+	if len(stmts) == 0 {
+		return "", nil, fmt.Errorf("the script has no statement")
+	}
+	for i, st := range stmts {
+		q, args, err := positional(st.sql, task.Params)
+		if err != nil {
+			return "", nil, fmt.Errorf("statement %d of %d (line %d): %w", i+1, len(stmts), st.line, err)
+		}
+		if i == len(stmts)-1 {
+			return q, args, nil
+		}
+		progress.Stage(fmt.Sprintf("statement %d of %d on trino", i+1, len(stmts)))
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			return "", nil, fmt.Errorf("statement %d of %d (line %d) on trino %s: %w", i+1, len(stmts), st.line, task.Trino.Source.URL, err)
+		}
+	}
+	panic("unreachable: the loop returns at the last statement")
+}
+
+// trinoColumns types a script's result as Trino reports its columns; types
+// DuckDB has no like of (Trino's row, map, ipaddress, ...) are kept as text.
+func trinoColumns(rows *sql.Rows) ([]viewsql.Column, error) {
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, fmt.Errorf("trino result columns: %w", err)
+	}
+	out := make([]viewsql.Column, len(types))
+	for i, ct := range types {
+		t := strings.ToUpper(ct.DatabaseTypeName())
+		switch base, _, _ := strings.Cut(t, "("); base {
+		case "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "REAL", "DOUBLE", "DATE", "UUID":
+		case "DECIMAL":
+			// DECIMAL(p,s) as Trino has it.
+		case "VARCHAR", "CHAR", "JSON":
+			t = "VARCHAR"
+		case "VARBINARY":
+			t = "BLOB"
+		case "TIMESTAMP":
+			t = "TIMESTAMP"
+			if strings.Contains(t, "WITH TIME ZONE") {
+				t = "TIMESTAMPTZ"
+			}
+		default:
+			t = "VARCHAR"
+		}
+		out[i] = viewsql.Column{Name: ct.Name(), Type: t}
+	}
+	return out, nil
 }

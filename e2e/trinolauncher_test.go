@@ -62,10 +62,23 @@ func TestTrinoLauncher(t *testing.T) {
 	if j.State != api.JobFailed || !strings.Contains(j.Error, "not in step with duet's archive") {
 		t.Fatalf("build against a table out of step: %s %q, want failed", j.State, j.Error)
 	}
-	// Only view builds run on trino.
-	j = waitJob(t, front, mustPostJob(t, front, api.JobRequest{Kind: api.JobKindSQL, SQL: "SELECT 1", ClusterCriteria: [][]string{{"trino"}}}).ID)
-	if j.State != api.JobFailed || !strings.Contains(j.Error, "needs a local cluster") {
-		t.Fatalf("sql job on trino: %s %q, want failed", j.State, j.Error)
+	// A sql job on trino runs its script there (the cluster's tables, its
+	// parameters bound by trino-go-client); the result lands here.
+	j = waitJob(t, front, mustPostJob(t, front, api.JobRequest{Kind: api.JobKindSQL, ClusterCriteria: [][]string{{"trino"}},
+		SQL:    "SELECT origin, count(*) AS n, max(date) AS latest FROM flights WHERE delay > $min AND origin <> '$min' GROUP BY origin",
+		Params: map[string]string{"min": "10"}, Output: "jobs.on_trino"}).ID)
+	if j.State != api.JobSucceeded || j.Executor.Cluster != "stand-in" {
+		t.Fatalf("sql job on trino: %s %q on %+v", j.State, j.Error, j.Executor)
+	}
+	want := queryRows(t, trinoDB(t, upstream), "SELECT origin, count(*), max(date) FROM raw.flights WHERE delay > 10 GROUP BY origin ORDER BY origin")
+	if err := sameRows(want, queryRows(t, trinoDB(t, front), "SELECT origin, n, latest FROM jobs.on_trino ORDER BY origin")); err != nil {
+		t.Fatalf("jobs.on_trino differs from the stand-in's answer: %v", err)
+	}
+	// Compactions work on duet's own archive: not on trino.
+	j = waitJob(t, front, mustPostJob(t, front, api.JobRequest{Kind: api.JobKindCompaction, Params: map[string]string{"dataset": "flights"},
+		ClusterCriteria: [][]string{{"trino"}}, MaxAttempts: 1}).ID)
+	if j.State != api.JobFailed || !strings.Contains(j.Error, "a compaction job needs a local cluster") {
+		t.Fatalf("compaction on trino: %s %q, want failed", j.State, j.Error)
 	}
 	// The stand-in stops: once its health checks fail it meets no
 	// criterion, so a job preferring it runs on the next one's cluster, and

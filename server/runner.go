@@ -54,8 +54,8 @@ func (r jobRunner) ClusterHealthy(name string) bool { return r.clusters.ClusterH
 
 func (r jobRunner) run(ctx context.Context, j catalog.Job) (int64, *batchlayer.ScriptResult, error) {
 	req := batchlayer.Request{JobID: j.ID, View: j.View, LogPrefix: j.LogPrefix, Trino: r.clusters.trino(j.Cluster)}
-	if req.Trino != nil && j.Kind != scheduler.KindViewBuild {
-		return 0, nil, fmt.Errorf("cluster %s runs view builds on trino %s; a %s job needs a local cluster (give cluster criteria that only local clusters meet)", j.Cluster, req.Trino.URL, j.Kind)
+	if req.Trino != nil && j.Kind != scheduler.KindViewBuild && j.Kind != scheduler.KindSQL {
+		return 0, nil, fmt.Errorf("cluster %s runs view builds and sql jobs on trino %s; a %s job needs a local cluster (give cluster criteria that only local clusters meet)", j.Cluster, req.Trino.URL, j.Kind)
 	}
 	switch j.Kind {
 	case scheduler.KindViewBuild:
@@ -77,7 +77,7 @@ func (r jobRunner) run(ctx context.Context, j catalog.Job) (int64, *batchlayer.S
 		_, err = r.b.Compact(ctx, j.ID, ds, &d.Spec, j.LogPrefix)
 		return 0, nil, err
 	case scheduler.KindSQL:
-		res, err := r.sql.run(ctx, j)
+		res, err := r.sql.run(ctx, j, req.Trino)
 		return 0, res, err
 	default:
 		return 0, nil, fmt.Errorf("no runner for jobs of kind %q", j.Kind)

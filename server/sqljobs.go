@@ -32,13 +32,14 @@ type sqlJobs struct {
 	logger *slog.Logger
 }
 
-func (s *sqlJobs) run(ctx context.Context, j catalog.Job) (*batchlayer.ScriptResult, error) {
+// run runs the job's script here, or on trino when set.
+func (s *sqlJobs) run(ctx context.Context, j catalog.Job, trino *batchlayer.TrinoSource) (*batchlayer.ScriptResult, error) {
 	out, err := scheduler.ParseOutput(j.Output, j.ID)
 	if err != nil {
 		return nil, err
 	}
 	res, err := s.b.RunScript(ctx, batchlayer.ScriptRequest{
-		JobID: j.ID, LogPrefix: j.LogPrefix, Script: j.SQL, Params: j.Params, Output: out.Object,
+		JobID: j.ID, LogPrefix: j.LogPrefix, Script: j.SQL, Params: j.Params, Output: out.Object, Trino: trino,
 		Inputs: func(ctx context.Context, dir string) ([]string, []string, error) { return s.inputs(ctx, j.SQL, dir) },
 	})
 	if err != nil {
