@@ -21,7 +21,12 @@ func postJob(t *testing.T, p *proc, req api.JobRequest) (job api.Job, status int
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(p.base+"/v1/jobs", "application/json", bytes.NewReader(b))
+	hr, err := http.NewRequest(http.MethodPost, p.base+"/v1/jobs", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Header.Set("X-Duet-User", "e2e") // without authentication, the user a job is counted for
+	resp, err := http.DefaultClient.Do(hr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +122,8 @@ const longQuery = "SELECT count(*) FROM range(1000000000000) WHERE range % 3 = 1
 // outputs with byte ranges; kill, timeout, a crashed executor retried, and
 // a hung one taken for lost.
 func TestSQLJobs(t *testing.T) {
-	p := startServer(t, t.TempDir(), "--job-retry-backoff", "100ms", "--executor-heartbeat-timeout", "4s", "--executor-standby", "0")
+	p := startServer(t, t.TempDir(), "--job-retry-backoff", "100ms", "--executor-heartbeat-timeout", "4s", "--executor-standby", "0",
+		"--max-active-jobs-per-user", "2")
 	ctx := ctxT(t)
 	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
 		t.Fatal(err)
@@ -235,6 +241,23 @@ func TestSQLJobs(t *testing.T) {
 		waitGone(t, pid, "killed job")
 		if status, body := getOutput(t, p, j.ID, "stderr", ""); status != http.StatusOK || !strings.Contains(body, "writing the result") {
 			t.Fatalf("logs up to the kill: %d %q", status, body)
+		}
+	})
+
+	t.Run("per-user limit", func(t *testing.T) {
+		a := mustPostJob(t, p, api.JobRequest{Kind: api.JobKindSQL, SQL: longQuery})
+		b := mustPostJob(t, p, api.JobRequest{Kind: api.JobKindSQL, SQL: longQuery})
+		if _, status, body := postJob(t, p, api.JobRequest{Kind: api.JobKindSQL, SQL: "SELECT 1"}); status != http.StatusTooManyRequests || !strings.Contains(body, "2 queued or running jobs") {
+			t.Fatalf("a third active job: %d %s, want 429", status, body)
+		}
+		for _, id := range []string{a.ID, b.ID} {
+			if _, err := p.client.KillJob(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			waitJob(t, p, id)
+		}
+		if j := waitJob(t, p, mustPostJob(t, p, api.JobRequest{Kind: api.JobKindSQL, SQL: "SELECT 1"}).ID); j.State != api.JobSucceeded {
+			t.Fatalf("after the kills: %s %q", j.State, j.Error)
 		}
 	})
 

@@ -94,3 +94,16 @@ func requestUser(r *http.Request) string {
 	user, _ := auth.User(r.Context())
 	return user
 }
+
+// headerUser names the user of a request to the jobs API when the server
+// authenticates no one: a claim, as Trino's X-Trino-User is without
+// authentication, good for attributing and limiting jobs, not for security.
+const headerUser = "X-Duet-User"
+
+// jobUser is who submits a job: the authenticated user, else the claim.
+func jobUser(r *http.Request) string {
+	if u := requestUser(r); u != "" {
+		return u
+	}
+	return strings.TrimSpace(r.Header.Get(headerUser))
+}

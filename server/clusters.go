@@ -120,6 +120,9 @@ func newClusterHealth(f clusterFile, logger *slog.Logger) *clusterHealth {
 // ClusterHealthy reports whether a cluster takes jobs: not one whose probes
 // failed failure_threshold times in a row.
 func (h *clusterHealth) ClusterHealthy(name string) bool {
+	if h.trino(name) == nil {
+		return true // this machine's executors: if the server runs, so do they
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.failures[name] < h.file.HealthCheck.FailureThreshold

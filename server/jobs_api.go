@@ -49,7 +49,7 @@ func (s *Server) jobRoutes(mux *http.ServeMux) {
 
 // submitJob queues a job and answers 202 with it and its Location.
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request, kind, view string, params map[string]string) {
-	s.submit(w, r, scheduler.SubmitRequest{Kind: kind, View: view, Params: params, User: requestUser(r)})
+	s.submit(w, r, scheduler.SubmitRequest{Kind: kind, View: view, Params: params, User: jobUser(r)})
 }
 
 // postJob is POST /v1/jobs: any kind of job, with a client-chosen id that
@@ -60,7 +60,7 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sr := scheduler.SubmitRequest{
-		ID: req.ID, Kind: req.Kind, View: req.View, Params: req.Params, User: requestUser(r),
+		ID: req.ID, Kind: req.Kind, View: req.View, Params: req.Params, User: jobUser(r),
 		SQL: req.SQL, Output: req.Output, Criteria: req.ClusterCriteria, MaxAttempts: req.MaxAttempts,
 	}
 	if req.Timeout != "" {
