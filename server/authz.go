@@ -20,6 +20,9 @@ var adminActions = map[string]string{
 	"GET /v1/jobs":                         "list jobs",
 	"GET /v1/jobs/{id}":                    "read jobs",
 	"GET /v1/jobs/{id}/logs":               "read job logs",
+	"GET /v1/jobs/{id}/output":             "read job output",
+	"GET /v1/jobs/{id}/output/{file}":      "read job output",
+	"POST /v1/jobs":                        "submit jobs",
 	"DELETE /v1/jobs/{id}":                 "kill jobs",
 }
 

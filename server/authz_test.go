@@ -112,6 +112,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 				403, "Access Denied: user alice cannot list jobs: that needs the admin right of the authorization rules"},
 			{"alice", "read a job", func(c *client.Client) error { _, err := c.GetJob(ctx, "j1"); return err },
 				403, "Access Denied: user alice cannot read jobs: that needs the admin right of the authorization rules"},
+			{"alice", "submit a job", func(c *client.Client) error {
+				_, err := c.SubmitJob(ctx, api.JobRequest{Kind: api.JobKindSQL, SQL: "SELECT 1"})
+				return err
+			},
+				403, "Access Denied: user alice cannot submit jobs: that needs the admin right of the authorization rules"},
+			{"alice", "read a job's output", func(c *client.Client) error { _, err := c.JobOutputFiles(ctx, "j1"); return err },
+				403, "Access Denied: user alice cannot read job output: that needs the admin right of the authorization rules"},
 			{"alice", "kill a job", func(c *client.Client) error { _, err := c.KillJob(ctx, "j1"); return err },
 				403, "Access Denied: user alice cannot kill jobs: that needs the admin right of the authorization rules"},
 			{"root", "list jobs", func(c *client.Client) error { _, err := c.ListJobs(ctx, client.JobFilter{}); return err }, 0, ""},
