@@ -272,7 +272,7 @@ func TestSQLJobs(t *testing.T) {
 
 	t.Run("crashed executor retried", func(t *testing.T) {
 		j := mustPostJob(t, p, api.JobRequest{Kind: api.JobKindSQL, MaxAttempts: 2,
-			SQL: "SELECT count(*) AS n FROM range(300000000) WHERE range % 7 = 3"})
+			SQL: "SELECT count(*) AS n FROM range(1000000000) WHERE range % 7 = 3"})
 		pid := runningExecutor(t, p, j.ID)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
