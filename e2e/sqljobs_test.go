@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,7 +123,8 @@ const longQuery = "SELECT count(*) FROM range(1000000000000) WHERE range % 3 = 1
 // outputs with byte ranges; kill, timeout, a crashed executor retried, and
 // a hung one taken for lost.
 func TestSQLJobs(t *testing.T) {
-	p := startServer(t, t.TempDir(), "--job-retry-backoff", "100ms", "--executor-heartbeat-timeout", "4s", "--executor-standby", "0",
+	dataDir := t.TempDir()
+	p := startServer(t, dataDir, "--job-retry-backoff", "100ms", "--executor-heartbeat-timeout", "4s", "--executor-standby", "0",
 		"--max-active-jobs-per-user", "2")
 	ctx := ctxT(t)
 	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
@@ -152,6 +154,10 @@ func TestSQLJobs(t *testing.T) {
 		}
 		if err := sameRows(want, queryRows(t, db, "SELECT origin, n, total FROM jobs.late ORDER BY origin")); err != nil {
 			t.Fatalf("jobs.late differs from the gateway's answer: %v", err)
+		}
+		// The executor's working directory is gone with it.
+		if left, _ := filepath.Glob(filepath.Join(dataDir, "scratch", "sql-*")); len(left) != 0 {
+			t.Fatalf("scratch directories left behind: %v", left)
 		}
 		// The same id again is the same job; for other work it is refused.
 		if again := mustPostJob(t, p, req); again.ID != j.ID || again.State != api.JobSucceeded {
