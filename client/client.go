@@ -264,6 +264,10 @@ func (c *Client) newRequest(ctx context.Context, method, target, contentType str
 		req.Header.Set("Authorization", "Bearer "+cr.Token)
 	case cr.Password != "":
 		req.SetBasicAuth(cr.User, cr.Password)
+	case cr.User != "":
+		// A server without authentication takes the claim, as Trino takes
+		// X-Trino-User, to attribute jobs.
+		req.Header.Set("X-Duet-User", cr.User)
 	}
 	return req, nil
 }

@@ -366,7 +366,7 @@ func TestCredentials(t *testing.T) {
 	var got []string
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/datasets", func(w http.ResponseWriter, r *http.Request) {
-		got = append(got, r.Header.Get("Authorization"))
+		got = append(got, r.Header.Get("Authorization")+r.Header.Get("X-Duet-User"))
 		writeJSON(w, 200, api.DatasetList{})
 	})
 	srv := httptest.NewTLSServer(mux)
@@ -379,6 +379,7 @@ func TestCredentials(t *testing.T) {
 		{Credentials{}, "", "https://HOST?catalog=duet&schema=views"},
 		{Credentials{Token: "t.o.k"}, "Bearer t.o.k", "https://HOST?accessToken=t.o.k&catalog=duet&schema=views"},
 		{Credentials{User: "ana", Password: "p@ss"}, "Basic YW5hOnBAc3M=", "https://ana:p%40ss@HOST?catalog=duet&schema=views"},
+		{Credentials{User: "ana"}, "ana", "https://HOST?catalog=duet&schema=views"}, // the X-Duet-User claim
 	} {
 		got = nil
 		cl, err := NewWithConfig(srv.URL, srv.Client(), Config{Credentials: c.creds})
