@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/duet-analytics/duet/batchlayer"
-	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/scheduler"
+	"github.com/duet-analytics/duet/sqlgateway"
 )
 
 // Launchers of clusters.
@@ -26,12 +26,8 @@ const (
 // clusterFile is the JSON of --clusters-file.
 type clusterFile struct {
 	Clusters []clusterSpec `json:"clusters"`
-	// HealthCheck probes the trino clusters' GET /v1/info.
-	HealthCheck struct {
-		Interval         dataset.Duration `json:"interval"`
-		Timeout          dataset.Duration `json:"timeout"`
-		FailureThreshold int              `json:"failure_threshold"`
-	} `json:"health_check"`
+	// HealthCheck probes the trino clusters as routing probes its own.
+	HealthCheck sqlgateway.HealthCheck `json:"health_check"`
 }
 
 type clusterSpec struct {
@@ -80,15 +76,9 @@ func loadClusters(path string, workers int) (clusterFile, error) {
 			return f, fmt.Errorf("%s: launcher %q: use %s or %s", where, c.Launcher, launcherLocal, launcherTrino)
 		}
 	}
-	h := &f.HealthCheck
-	if h.Interval == 0 {
-		h.Interval = dataset.Duration(10 * time.Second)
-	}
-	if h.Timeout == 0 {
-		h.Timeout = dataset.Duration(5 * time.Second)
-	}
-	if h.FailureThreshold == 0 {
-		h.FailureThreshold = 3
+	f.HealthCheck = f.HealthCheck.WithDefaults()
+	if err := f.HealthCheck.Validate(); err != nil {
+		return f, fmt.Errorf("clusters file %s: health_check: %w", path, err)
 	}
 	return f, nil
 }
@@ -113,8 +103,7 @@ type clusterHealth struct {
 }
 
 func newClusterHealth(f clusterFile, logger *slog.Logger) *clusterHealth {
-	return &clusterHealth{file: f, logger: logger, failures: map[string]int{},
-		client: &http.Client{Timeout: time.Duration(f.HealthCheck.Timeout)}}
+	return &clusterHealth{file: f, logger: logger, failures: map[string]int{}, client: &http.Client{}}
 }
 
 // ClusterHealthy reports whether a cluster takes jobs: not one whose probes
@@ -147,8 +136,14 @@ func (h *clusterHealth) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		for _, c := range h.file.Clusters {
-			if c.Trino != nil {
-				h.observe(c.Name, h.probe(ctx, c.Trino.URL))
+			if t := c.Trino; t != nil {
+				// Basic auth only with a password, as the executor's
+				// trino-go-client sends it; /v1/info needs no user.
+				user := ""
+				if t.Password != "" {
+					user = t.User
+				}
+				h.observe(c.Name, sqlgateway.ProbeCluster(ctx, h.client, strings.TrimRight(t.URL, "/"), user, t.Password, time.Duration(h.file.HealthCheck.Timeout)))
 			}
 		}
 		select {
@@ -167,22 +162,6 @@ func (h *clusterHealth) trinoClusters() int {
 		}
 	}
 	return n
-}
-
-func (h *clusterHealth) probe(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+"/v1/info", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /v1/info: %s", resp.Status)
-	}
-	return nil
 }
 
 func (h *clusterHealth) observe(name string, err error) {

@@ -25,6 +25,8 @@ func TestStartupRefusesBadClusters(t *testing.T) {
 			`scheduler.clusters[0] (t): slots 0: must be at least 1`},
 		{"twice", `{"clusters": [{"name": "a", "launcher": "local"}, {"name": "a", "launcher": "local"}]}`,
 			`scheduler.clusters[1]: name "a" is used twice`},
+		{"bad health check", `{"clusters": [{"name": "a", "launcher": "local"}], "health_check": {"interval": "-1s"}}`,
+			`health_check: interval and timeout must be positive and failure_threshold at least 1, got -1s, 5s and 3`},
 		{"unknown field", `{"clusters": [{"name": "a", "launcher": "local", "tag": ["x"]}]}`, `unknown field "tag"`},
 	}
 	var refusals []refusal

@@ -127,16 +127,31 @@ func (c RoutingConfig) withDefaults() RoutingConfig {
 	if c.FallbackGroup == "" {
 		c.FallbackGroup = LocalGroup
 	}
-	if c.HealthCheck.Interval == 0 {
-		c.HealthCheck.Interval = dataset.Duration(DefaultHealthInterval)
-	}
-	if c.HealthCheck.Timeout == 0 {
-		c.HealthCheck.Timeout = dataset.Duration(DefaultHealthTimeout)
-	}
-	if c.HealthCheck.FailureThreshold == 0 {
-		c.HealthCheck.FailureThreshold = DefaultHealthFailureThreshold
-	}
+	c.HealthCheck = c.HealthCheck.WithDefaults()
 	return c
+}
+
+// WithDefaults fills the zero fields with the defaults.
+func (h HealthCheck) WithDefaults() HealthCheck {
+	if h.Interval == 0 {
+		h.Interval = dataset.Duration(DefaultHealthInterval)
+	}
+	if h.Timeout == 0 {
+		h.Timeout = dataset.Duration(DefaultHealthTimeout)
+	}
+	if h.FailureThreshold == 0 {
+		h.FailureThreshold = DefaultHealthFailureThreshold
+	}
+	return h
+}
+
+// Validate names what is wrong with a health check (defaults filled in).
+func (h HealthCheck) Validate() error {
+	if h.Interval < 0 || h.Timeout < 0 || h.FailureThreshold < 1 {
+		return fmt.Errorf("interval and timeout must be positive and failure_threshold at least 1, got %s, %s and %d",
+			time.Duration(h.Interval), time.Duration(h.Timeout), h.FailureThreshold)
+	}
+	return nil
 }
 
 var clusterNameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
@@ -186,10 +201,8 @@ func (c RoutingConfig) Validate() error {
 			return fmt.Errorf("routing %s %q: no cluster has this group (and it is not %q)", field, g, LocalGroup)
 		}
 	}
-	hc := c.HealthCheck
-	if hc.Interval < 0 || hc.Timeout < 0 || hc.FailureThreshold < 1 {
-		return fmt.Errorf("routing health_check: interval and timeout must be positive and failure_threshold at least 1, got %s, %s and %d",
-			time.Duration(hc.Interval), time.Duration(hc.Timeout), hc.FailureThreshold)
+	if err := c.HealthCheck.Validate(); err != nil {
+		return fmt.Errorf("routing health_check: %w", err)
 	}
 	return nil
 }
@@ -674,18 +687,24 @@ func (rt *router) checkAll(ctx context.Context) {
 	wg.Wait()
 }
 
-// probe asks the cluster's /v1/info whether it is up and done starting.
 func (rt *router) probe(ctx context.Context, c *cluster) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(rt.cfg.HealthCheck.Timeout))
+	return ProbeCluster(ctx, rt.client, c.origin, c.User, c.Password, time.Duration(rt.cfg.HealthCheck.Timeout))
+}
+
+// ProbeCluster asks a Trino-protocol cluster's GET /v1/info, within
+// timeout, whether it is up and done starting; with user set, as that user
+// (basic auth).
+func ProbeCluster(ctx context.Context, client *http.Client, origin, user, password string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.origin+"/v1/info", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, origin+"/v1/info", nil)
 	if err != nil {
 		return err
 	}
-	if c.User != "" {
-		req.SetBasicAuth(c.User, c.Password)
+	if user != "" {
+		req.SetBasicAuth(user, password)
 	}
-	resp, err := rt.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
