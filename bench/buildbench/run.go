@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/duet-analytics/duet/bench/internal/benchdoc"
@@ -42,7 +41,7 @@ type bench struct {
 }
 
 func run(ctx context.Context, cfg Config, logger *slog.Logger) (err error) {
-	dir, cleanup, err := dataDir(cfg, logger)
+	dir, cleanup, err := benchenv.DataDir(cfg.WorkDir, "buildbench", cfg.Keep, logger)
 	if err != nil {
 		return err
 	}
@@ -61,30 +60,6 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) (err error) {
 		}
 	}
 	return nil
-}
-
-// dataDir creates the data directory and returns how to remove it.
-func dataDir(cfg Config, logger *slog.Logger) (string, func(), error) {
-	if cfg.WorkDir != "" {
-		if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
-			return "", nil, fmt.Errorf("-workdir: %w", err)
-		}
-	}
-	dir, err := os.MkdirTemp(cfg.WorkDir, "duet-buildbench-*")
-	if err != nil {
-		return "", nil, fmt.Errorf("create data directory: %w", err)
-	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return "", nil, err
-	}
-	logger.Info("data directory", "dir", dir, "keep", cfg.Keep)
-	cleanup := func() {
-		if !cfg.Keep {
-			os.RemoveAll(dir)
-		}
-	}
-	return dir, cleanup, nil
 }
 
 func newBench(ctx context.Context, cfg Config, p paths, logger *slog.Logger) (*bench, error) {

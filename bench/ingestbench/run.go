@@ -27,7 +27,7 @@ type bench struct {
 }
 
 func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	root, cleanup, err := dataDir(cfg, logger)
+	root, cleanup, err := benchenv.DataDir(cfg.WorkDir, "ingestbench", cfg.Keep, logger)
 	if err != nil {
 		return err
 	}
@@ -40,28 +40,6 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 	}
 	return nil
-}
-
-// dataDir creates the directory of the servers' data and returns how to remove it.
-func dataDir(cfg Config, logger *slog.Logger) (string, func(), error) {
-	if cfg.WorkDir != "" {
-		if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
-			return "", nil, fmt.Errorf("-workdir: %w", err)
-		}
-	}
-	dir, err := os.MkdirTemp(cfg.WorkDir, "duet-ingestbench-*")
-	if err != nil {
-		return "", nil, fmt.Errorf("create data directory: %w", err)
-	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		return "", nil, err
-	}
-	logger.Info("data directory", "dir", dir, "keep", cfg.Keep)
-	return dir, func() {
-		if !cfg.Keep {
-			os.RemoveAll(dir)
-		}
-	}, nil
 }
 
 // prepare generates and encodes the request bodies (not measured).

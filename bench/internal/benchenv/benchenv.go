@@ -95,3 +95,27 @@ func ProgressLogger(w *os.File) *slog.Logger {
 		},
 	}))
 }
+
+// DataDir creates a benchmark's data directory, a new one named after the
+// benchmark inside workDir (the system's temporary directory when empty),
+// and returns how to remove it afterwards unless keep is set.
+func DataDir(workDir, name string, keep bool, logger *slog.Logger) (string, func(), error) {
+	if workDir != "" {
+		if err := os.MkdirAll(workDir, 0o755); err != nil {
+			return "", nil, fmt.Errorf("-workdir: %w", err)
+		}
+	}
+	dir, err := os.MkdirTemp(workDir, "duet-"+name+"-*")
+	if err != nil {
+		return "", nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", nil, err
+	}
+	logger.Info("data directory", "dir", dir, "keep", keep)
+	return dir, func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
