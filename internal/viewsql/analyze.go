@@ -100,12 +100,18 @@ type analysis struct {
 	sketchCols map[string]bool
 }
 
-func (a *analysis) projection(distinct bool) error {
-	rendered, err := deserialize(a.ctx, a.q, a.doc, a.view)
+// split renders a select node as SQL and splits it at its source
+// relation, for binding it over another source.
+func (a *analysis) split(node map[string]any) (head, tail string, err error) {
+	rendered, err := deserialize(a.ctx, a.q, a.doc, node)
 	if err != nil {
-		return err
+		return "", "", err
 	}
-	head, tail, err := splitAtSource(rendered[0])
+	return splitAtSource(rendered[0])
+}
+
+func (a *analysis) projection(distinct bool) error {
+	head, tail, err := a.split(a.view)
 	if err != nil {
 		return err
 	}
@@ -143,11 +149,7 @@ func (a *analysis) projection(distinct bool) error {
 
 func (a *analysis) aggregate() error {
 	empty := a.empty
-	rendered, err := deserialize(a.ctx, a.q, a.doc, a.view)
-	if err != nil {
-		return err
-	}
-	viewHead, viewTail, err := splitAtSource(rendered[0])
+	viewHead, viewTail, err := a.split(a.view)
 	if err != nil {
 		return err
 	}
@@ -191,11 +193,7 @@ func (a *analysis) aggregate() error {
 	if len(groups) > 0 {
 		inner["group_sets"] = []any{set}
 	}
-	rendered, err = deserialize(a.ctx, a.q, a.doc, inner)
-	if err != nil {
-		return err
-	}
-	innerHead, innerTail, err := splitAtSource(rendered[0])
+	innerHead, innerTail, err := a.split(inner)
 	if err != nil {
 		return err
 	}

@@ -208,11 +208,7 @@ func (a *analysis) sketchArgTypes(ap *aggPlan, idx []int) error {
 	sel := copyNode(a.view)
 	sel["select_list"], sel["group_expressions"], sel["group_sets"] = args, []any{}, []any{}
 	sel["aggregate_handling"], sel["modifiers"] = "STANDARD_HANDLING", []any{}
-	rendered, err := deserialize(a.ctx, a.q, a.doc, sel)
-	if err != nil {
-		return err
-	}
-	head, tail, err := splitAtSource(rendered[0])
+	head, tail, err := a.split(sel)
 	if err != nil {
 		return err
 	}
