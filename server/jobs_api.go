@@ -374,17 +374,16 @@ var jobOutputNames = []string{scheduler.LogStdout, scheduler.LogStderr, manifest
 
 const resultFile = "result.parquet"
 
-// jobOutputPath is the local file holding a job's output file, if it exists:
-// a running executor's stdout and stderr where they grow, else what the
-// object store kept of the latest attempt.
+// jobOutputPath is the local file that holds a job's output file if it
+// exists: a running executor's stdout and stderr where they grow, else what
+// the object store kept of the latest attempt. ok is false when the job
+// can have no such file.
 func (s *Server) jobOutputPath(j catalog.Job, name string) (string, bool) {
 	var object string
 	switch name {
 	case scheduler.LogStdout, scheduler.LogStderr:
 		if l, ok := s.live.get(j.ID); ok && l.dir != "" && j.State == scheduler.StateRunning {
-			p := filepath.Join(l.dir, name)
-			_, err := os.Stat(p)
-			return p, err == nil
+			return filepath.Join(l.dir, name), true
 		}
 		object = j.LogPrefix + name
 	case manifestFile:
@@ -405,10 +404,6 @@ func (s *Server) jobOutputPath(j catalog.Job, name string) (string, bool) {
 		return "", false
 	}
 	p, err := s.bucket.LocalPath(object)
-	if err != nil {
-		return "", false
-	}
-	_, err = os.Stat(p)
 	return p, err == nil
 }
 
