@@ -37,12 +37,7 @@ func post(t *testing.T, url, contentType string, body []byte) (int, api.Error, [
 func TestBadInputIsRejectedAndNothingIsKept(t *testing.T) {
 	p := startServer(t, t.TempDir())
 	ctx := ctxT(t)
-	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL}); err != nil {
-		t.Fatal(err)
-	}
+	createFlightsAndDelays(t, p)
 	prod := newProducer(3)
 	prod.ingest(t, p.client, 1, 10)
 	ingestURL := p.base + "/v1/ingest/flights"

@@ -26,6 +26,18 @@ var flightsSpec = api.Dataset{Name: "flights", TimeColumn: "date", Columns: []da
 	{Name: "date", Type: dataset.Timestamp}, {Name: "delay", Type: dataset.Bigint}, {Name: "origin", Type: dataset.Varchar},
 }}
 
+// createFlightsAndDelays creates dataset flights and view delays over it.
+func createFlightsAndDelays(t *testing.T, p *proc) {
+	t.Helper()
+	ctx := ctxT(t)
+	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // flight is one event as the test produced it; the test keeps every accepted
 // one to recompute the view from scratch.
 type flight struct {
@@ -318,12 +330,7 @@ func TestRestartRecoversUnarchivedEvents(t *testing.T) {
 	dataDir := t.TempDir()
 	p := startServer(t, dataDir, "--segment-max-records", "1000000", "--segment-max-age", "1h")
 	ctx := ctxT(t)
-	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL}); err != nil {
-		t.Fatal(err)
-	}
+	createFlightsAndDelays(t, p)
 	prod := newProducer(2)
 	prod.ingest(t, p.client, 5, 97)
 	p.stop(t)
@@ -342,12 +349,7 @@ func TestRestartRecoversUnarchivedEvents(t *testing.T) {
 func TestSQLGatewaySeesNewEventsImmediately(t *testing.T) {
 	p := startServer(t, t.TempDir())
 	ctx := ctxT(t)
-	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL}); err != nil {
-		t.Fatal(err)
-	}
+	createFlightsAndDelays(t, p)
 	db := trinoDB(t, p)
 	for i := range 5 {
 		body := fmt.Sprintf(`{"date":"2026-11-0%dT10:00:00Z","delay":%d,"origin":"AMS"}`, i+1, i)

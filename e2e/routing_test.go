@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/duet-analytics/duet/api"
 )
 
 // TestRoutingToASecondServer: a duet server standing in as the Trino
@@ -17,12 +15,7 @@ import (
 func TestRoutingToASecondServer(t *testing.T) {
 	upstream := startServer(t, t.TempDir())
 	ctx := ctxT(t)
-	if _, err := upstream.client.CreateDataset(ctx, flightsSpec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := upstream.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL}); err != nil {
-		t.Fatal(err)
-	}
+	createFlightsAndDelays(t, upstream)
 	newProducer(5).ingest(t, upstream.client, 2, 100)
 
 	routing := filepath.Join(t.TempDir(), "routing.json")

@@ -127,12 +127,7 @@ func TestSQLJobs(t *testing.T) {
 	p := startServer(t, dataDir, "--job-retry-backoff", "100ms", "--executor-heartbeat-timeout", "4s", "--executor-standby", "0",
 		"--max-active-jobs-per-user", "2")
 	ctx := ctxT(t)
-	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL}); err != nil {
-		t.Fatal(err)
-	}
+	createFlightsAndDelays(t, p)
 	// 600 events in segments of 400: some archived, the rest only in the
 	// speed layer, which the job's snapshot must carry.
 	newProducer(11).ingest(t, p.client, 3, 200)

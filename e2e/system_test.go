@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/duet-analytics/duet/api"
 	"github.com/duet-analytics/duet/internal/lambdatest"
 )
 
@@ -19,12 +18,7 @@ import (
 func TestSystemTablesThroughTrino(t *testing.T) {
 	p := startServer(t, t.TempDir())
 	ctx := ctxT(t)
-	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL}); err != nil {
-		t.Fatal(err)
-	}
+	createFlightsAndDelays(t, p)
 	db := trinoDB(t, p)
 	prod := newProducer(21)
 

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/duet-analytics/duet/api"
 	"github.com/duet-analytics/duet/client"
 )
 
@@ -35,12 +34,7 @@ func TestTrinoJSClientSuite(t *testing.T) {
 
 	p := startServer(t, t.TempDir())
 	ctx := ctxT(t)
-	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL}); err != nil {
-		t.Fatal(err)
-	}
+	createFlightsAndDelays(t, p)
 	// The suite expects the first four events in a batch version of the
 	// view and the rest in the speed layer only.
 	events, err := os.ReadFile(filepath.Join(trinoJSDir, "flights.ndjson"))

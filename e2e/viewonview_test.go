@@ -18,12 +18,7 @@ func TestViewOnView(t *testing.T) {
 	dataDir := t.TempDir()
 	p := startServer(t, dataDir)
 	ctx := ctxT(t)
-	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL}); err != nil {
-		t.Fatal(err)
-	}
+	createFlightsAndDelays(t, p)
 	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "daily", SQL: dailySQL}); err != nil {
 		t.Fatal(err)
 	}
