@@ -81,9 +81,9 @@ func getOutput(t *testing.T, p *proc, id, name, rng string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// runningExecutor waits until the job's executor runs and reports, and
-// returns its pid.
-func runningExecutor(t *testing.T, p *proc, id string) int {
+// runningExecutor waits until the job's executor runs and reports stage
+// (any stage when ""), and returns its pid.
+func runningExecutor(t *testing.T, p *proc, id, stage string) int {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute) // a guard against hanging, not a timing assertion
 	for time.Now().Before(deadline) {
@@ -94,12 +94,12 @@ func runningExecutor(t *testing.T, p *proc, id string) int {
 		if api.JobFinished(j.State) {
 			t.Fatalf("job %s ended (%s: %s) before its executor was seen", id, j.State, j.Error)
 		}
-		if j.Executor != nil && j.Executor.PID > 0 && j.Progress != nil {
+		if j.Executor != nil && j.Executor.PID > 0 && j.Progress != nil && (stage == "" || j.Progress.Stage == stage) {
 			return j.Executor.PID
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("job %s: no executor reported within a minute", id)
+	t.Fatalf("job %s: no executor reported stage %q within a minute", id, stage)
 	return 0
 }
 
@@ -231,7 +231,8 @@ func TestSQLJobs(t *testing.T) {
 
 	t.Run("kill", func(t *testing.T) {
 		j := mustPostJob(t, p, api.JobRequest{Kind: api.JobKindSQL, SQL: longQuery})
-		pid := runningExecutor(t, p, j.ID)
+		// Killed while its query runs, so its logs have that stage's line.
+		pid := runningExecutor(t, p, j.ID, "writing the result")
 		if _, err := p.client.KillJob(ctx, j.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +265,7 @@ func TestSQLJobs(t *testing.T) {
 
 	t.Run("timeout", func(t *testing.T) {
 		j := mustPostJob(t, p, api.JobRequest{Kind: api.JobKindSQL, SQL: longQuery, Timeout: "2s"})
-		pid := runningExecutor(t, p, j.ID)
+		pid := runningExecutor(t, p, j.ID, "")
 		if j = waitJob(t, p, j.ID); j.State != api.JobTimedOut {
 			t.Fatalf("state %s %q, want timed_out", j.State, j.Error)
 		}
@@ -274,7 +275,7 @@ func TestSQLJobs(t *testing.T) {
 	t.Run("crashed executor retried", func(t *testing.T) {
 		j := mustPostJob(t, p, api.JobRequest{Kind: api.JobKindSQL, MaxAttempts: 2,
 			SQL: "SELECT count(*) AS n FROM range(1000000000) WHERE range % 7 = 3"})
-		pid := runningExecutor(t, p, j.ID)
+		pid := runningExecutor(t, p, j.ID, "")
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +286,7 @@ func TestSQLJobs(t *testing.T) {
 
 	t.Run("hung executor lost", func(t *testing.T) {
 		j := mustPostJob(t, p, api.JobRequest{Kind: api.JobKindSQL, SQL: longQuery})
-		pid := runningExecutor(t, p, j.ID)
+		pid := runningExecutor(t, p, j.ID, "")
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
