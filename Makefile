@@ -12,9 +12,11 @@ build:
 demo: build
 	./$(BIN) demo
 
-# The whole suite, as CI runs it.
+# The whole suite, as CI runs it, against real MinIO, nats-server and
+# PostgreSQL: scripts/with-test-services installs or starts what is missing
+# (MinIO is built once with go install, about 3 minutes).
 test: check
-	$(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...
+	./scripts/with-test-services $(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...
 
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -87,6 +88,31 @@ func iterNames(t *testing.T, bkt Bucket, prefix string) []string {
 	return names
 }
 
+// checkLocal checks, for buckets that are LocalReaders, that LocalPath gives
+// a file holding want, or not found when want is nil.
+func checkLocal(t *testing.T, bkt Bucket, name string, want []byte) {
+	t.Helper()
+	lr, ok := bkt.(LocalReader)
+	if !ok {
+		return
+	}
+	p, err := lr.LocalPath(name)
+	if want == nil {
+		if !IsObjNotFoundErr(err) {
+			t.Errorf("LocalPath(%s) = %q, %v; want not found", name, p, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Errorf("LocalPath(%s): %v", name, err)
+		return
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("LocalPath(%s) file holds %d bytes (%v) that differ from the %d uploaded", name, len(got), err, len(want))
+	}
+}
+
 // pattern is n bytes that differ from any other seed's at every position.
 func pattern(seed byte, n int) []byte {
 	b := make([]byte, n)
@@ -112,6 +138,7 @@ func testRoundTrip(t *testing.T, bkt Bucket, dir string) {
 		if got := mustGet(t, bkt, tc.name); !bytes.Equal(got, tc.data) {
 			t.Errorf("Get(%s) returned %d bytes that differ from the %d uploaded", tc.name, len(got), len(tc.data))
 		}
+		checkLocal(t, bkt, tc.name, append([]byte{}, tc.data...))
 		ok, err := bkt.Exists(t.Context(), tc.name)
 		if err != nil || !ok {
 			t.Errorf("Exists(%s) = %v, %v; want true", tc.name, ok, err)
@@ -137,6 +164,7 @@ func testOverwrite(t *testing.T, bkt Bucket, dir string) {
 	if got := mustGet(t, bkt, name); string(got) != "second" {
 		t.Fatalf("after overwrite Get = %q, want %q", got, "second")
 	}
+	checkLocal(t, bkt, name, []byte("second"))
 	if attrs, err := bkt.Attributes(t.Context(), name); err != nil || attrs.Size != int64(len("second")) {
 		t.Fatalf("after overwrite Attributes = %+v, %v; want size %d", attrs, err, len("second"))
 	}
@@ -162,6 +190,7 @@ func testNotFound(t *testing.T, bkt Bucket, dir string) {
 		if err := bkt.Delete(ctx, name); !IsObjNotFoundErr(err) {
 			t.Errorf("Delete(%s) = %v, want not found", name, err)
 		}
+		checkLocal(t, bkt, name, nil)
 	}
 	if got := mustGet(t, bkt, dir+"prefix/child"); string(got) != "x" {
 		t.Errorf("a failed Delete of its prefix changed prefix/child: %q", got)
@@ -259,6 +288,7 @@ func testDelete(t *testing.T, bkt Bucket, dir string) {
 	if _, err := bkt.Get(ctx, dir+"a/c/d"); !IsObjNotFoundErr(err) {
 		t.Fatalf("Get after Delete = %v, want not found", err)
 	}
+	checkLocal(t, bkt, dir+"a/c/d", nil)
 	if err := bkt.Delete(ctx, dir+"a/c/d"); !IsObjNotFoundErr(err) {
 		t.Fatalf("second Delete = %v, want not found", err)
 	}
