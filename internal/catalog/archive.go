@@ -1,11 +1,13 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // ArchiveFile is one Parquet file of the raw archive (the master dataset): the
@@ -58,6 +60,53 @@ func (f ArchiveFile) validate() error {
 // so an archiver that crashed after uploading can simply redo its work.
 // ErrNotFound if a file's dataset does not exist.
 func (s *Store) RecordArchive(ctx context.Context, files []ArchiveFile) error {
+	return s.recordArchive(ctx, files, nil)
+}
+
+// SourcePositions is where a dataset's external source (Kafka, NATS
+// JetStream) stood after the record at offset End-1: positions the source
+// resumes from, opaque to the catalog but text (sources write JSON).
+type SourcePositions struct {
+	Dataset   string
+	End       int64
+	Positions []byte
+}
+
+func (p SourcePositions) validate(files []ArchiveFile) error {
+	var end int64
+	for _, f := range files {
+		if f.Dataset != p.Dataset {
+			return fmt.Errorf("%s: file of dataset %q with source positions of %q", f.Path, f.Dataset, p.Dataset)
+		}
+		end = max(end, f.End)
+	}
+	switch {
+	case len(p.Positions) == 0:
+		return fmt.Errorf("source positions of %q are empty", p.Dataset)
+	case !utf8.Valid(p.Positions) || bytes.IndexByte(p.Positions, 0) >= 0:
+		return fmt.Errorf("source positions of %q are not text", p.Dataset)
+	case p.End != end:
+		return fmt.Errorf("source positions of %q at offset %d, but the files end at %d", p.Dataset, p.End, end)
+	}
+	return nil
+}
+
+// RecordSourcedArchive is RecordArchive for the files of a dataset read from
+// an external source: in the same transaction it records where the source
+// stood at the end of the files (src.End must be their largest End), so the
+// archive and the positions to resume from can never disagree. Positions
+// only move forward: an older End does not replace a newer one.
+func (s *Store) RecordSourcedArchive(ctx context.Context, files []ArchiveFile, src SourcePositions) error {
+	if len(files) == 0 {
+		return errors.New("record archive: source positions without files")
+	}
+	if err := src.validate(files); err != nil {
+		return fmt.Errorf("record archive: %w", err)
+	}
+	return s.recordArchive(ctx, files, &src)
+}
+
+func (s *Store) recordArchive(ctx context.Context, files []ArchiveFile, src *SourcePositions) error {
 	if len(files) == 0 {
 		return nil
 	}
@@ -88,12 +137,50 @@ ON CONFLICT (path) DO UPDATE SET
 				return fmt.Errorf("%s: %w", f.Path, err)
 			}
 		}
+		if src != nil {
+			return recordSource(ctx, tx, *src)
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("record archive: %w", err)
 	}
 	return nil
+}
+
+func recordSource(ctx context.Context, tx *sql.Tx, src SourcePositions) error {
+	_, err := tx.ExecContext(ctx, `
+INSERT INTO source_positions (dataset, end_offset, positions) VALUES ($1, $2, $3)
+ON CONFLICT (dataset) DO UPDATE SET end_offset = excluded.end_offset, positions = excluded.positions
+WHERE source_positions.end_offset <= excluded.end_offset`, src.Dataset, src.End, string(src.Positions))
+	if err != nil {
+		return fmt.Errorf("source positions of %q: %w", src.Dataset, err)
+	}
+	return nil
+}
+
+// ArchivedSource returns the source positions recorded with a dataset's
+// archive (RecordSourcedArchive) and the offset they follow; end 0 and nil
+// positions when none were. ErrNotFound if the dataset does not exist.
+func (s *Store) ArchivedSource(ctx context.Context, datasetName string) (end int64, positions []byte, err error) {
+	var (
+		e   sql.NullInt64
+		pos sql.NullString
+	)
+	err = s.read.QueryRowContext(ctx, `
+SELECT p.end_offset, p.positions
+FROM datasets d LEFT JOIN source_positions p ON p.dataset = d.name
+WHERE d.name = $1`, datasetName).Scan(&e, &pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, fmt.Errorf("archived source: dataset %q: %w", datasetName, ErrNotFound)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("archived source of %q: %w", datasetName, err)
+	}
+	if !pos.Valid {
+		return 0, nil, nil
+	}
+	return e.Int64, []byte(pos.String), nil
 }
 
 // ArchiveFiles returns a dataset's archive files ordered by First, then Path.
@@ -105,7 +192,7 @@ func (s *Store) ArchiveFiles(ctx context.Context, datasetName string) ([]Archive
 SELECT a.path, a.day_partition, a.first_offset, a.end_offset, a.row_count, a.byte_count, a.created_at, a.arrived_at
 FROM datasets d LEFT JOIN archive_files a ON a.dataset = d.name
 WHERE d.name = $1
-ORDER BY a.first_offset, a.path`, datasetName)
+ORDER BY a.first_offset, `+s.byBytes("a.path"), datasetName)
 	if err != nil {
 		return nil, fmt.Errorf("archive files of %q: %w", datasetName, err)
 	}

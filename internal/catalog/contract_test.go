@@ -27,6 +27,8 @@ func RunContract(t *testing.T, open func(t *testing.T) *Store) {
 	t.Run("JobRetryFields", func(t *testing.T) { testJobRetryFields(t, open(t)) })
 	t.Run("ViewPolicy", func(t *testing.T) { testViewPolicy(t, open(t)) })
 	t.Run("LastFire", func(t *testing.T) { testLastFire(t, open(t)) })
+	t.Run("LogClaims", func(t *testing.T) { testLogClaims(t, open(t)) })
+	t.Run("SourcePositions", func(t *testing.T) { testSourcePositions(t, open(t)) })
 }
 
 // t0 is a fixed time at the stored (millisecond, UTC) precision, so values

@@ -47,7 +47,7 @@ func (s *Store) CreateDataset(ctx context.Context, d Dataset) error {
 	if err != nil {
 		return fmt.Errorf("create dataset %q: encode spec: %w", spec.Name, err)
 	}
-	res, err := s.write.ExecContext(ctx,
+	res, err := s.execWrite(ctx,
 		`INSERT INTO datasets (name, spec_json, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
 		spec.Name, string(specJSON), toMillis(createdAt(d.CreatedAt)))
 	if err != nil {
@@ -74,7 +74,7 @@ func (s *Store) GetDataset(ctx context.Context, name string) (Dataset, error) {
 
 // ListDatasets returns every dataset, ordered by name.
 func (s *Store) ListDatasets(ctx context.Context) ([]Dataset, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT spec_json, created_at FROM datasets ORDER BY name`)
+	rows, err := s.read.QueryContext(ctx, `SELECT spec_json, created_at FROM datasets ORDER BY `+s.byBytes("name"))
 	if err != nil {
 		return nil, fmt.Errorf("list datasets: %w", err)
 	}
@@ -155,7 +155,7 @@ func (s *Store) GetView(ctx context.Context, name string) (View, error) {
 
 // ListViews returns every view, ordered by name.
 func (s *Store) ListViews(ctx context.Context) ([]View, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+viewColumns+` FROM views ORDER BY name`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+viewColumns+` FROM views ORDER BY `+s.byBytes("name"))
 	if err != nil {
 		return nil, fmt.Errorf("list views: %w", err)
 	}

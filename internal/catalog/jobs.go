@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -94,7 +95,7 @@ func (s *Store) CreateJob(ctx context.Context, j Job) error {
 	if err != nil {
 		return fmt.Errorf("create job %q: %w", j.ID, err)
 	}
-	res, err := s.write.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`)
+	res, err := s.execWrite(ctx, `INSERT INTO jobs (`+jobColumns+`)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (id) DO NOTHING`,
 		j.ID, j.Kind, j.View, j.State, j.Error, toMillis(createdAt(j.CreatedAt)),
 		toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt,
@@ -131,7 +132,7 @@ func (s *Store) UpdateJob(ctx context.Context, j Job) error {
 	if err != nil {
 		return fmt.Errorf("update job %q: %w", j.ID, err)
 	}
-	res, err := s.write.ExecContext(ctx, `
+	res, err := s.execWrite(ctx, `
 UPDATE jobs SET kind = $2, view_name = $3, state = $4, error_message = $5,
 	started_at = $6, finished_at = $7, version = $8, attempt = $9,
 	params_json = $10, max_attempts = $11, next_attempt_at = $12, log_prefix = $13, timeout_ms = $14,
@@ -176,11 +177,13 @@ func (s *Store) ListJobs(ctx context.Context, filter JobFilter) ([]Job, error) {
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY created_at DESC, id DESC`
+	q += ` ORDER BY created_at DESC, ` + s.byBytes("id") + ` DESC`
 	if filter.Limit > 0 || filter.Offset > 0 {
-		limit := filter.Limit
+		limit := int64(filter.Limit)
 		if limit <= 0 {
-			limit = -1 // SQLite: no limit
+			// No limit: SQLite needs one before OFFSET, PostgreSQL rejects
+			// SQLite's -1 for none, and both take the largest BIGINT.
+			limit = math.MaxInt64
 		}
 		args = append(args, limit, filter.Offset)
 		q += fmt.Sprintf(" LIMIT $%d OFFSET $%d", len(args)-1, len(args))

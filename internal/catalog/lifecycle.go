@@ -115,7 +115,7 @@ ON CONFLICT (path) DO UPDATE SET retired_at = excluded.retired_at`, p, toMillis(
 
 // Garbage lists objects queued for deletion that were retired at or before t.
 func (s *Store) Garbage(ctx context.Context, retiredBefore time.Time) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT path FROM garbage WHERE retired_at <= $1 ORDER BY path`, toMillis(retiredBefore))
+	rows, err := s.read.QueryContext(ctx, `SELECT path FROM garbage WHERE retired_at <= $1 ORDER BY `+s.byBytes("path"), toMillis(retiredBefore))
 	if err != nil {
 		return nil, fmt.Errorf("list garbage: %w", err)
 	}

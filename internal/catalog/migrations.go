@@ -122,17 +122,51 @@ ALTER TABLE jobs ADD COLUMN criteria_json TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE jobs ADD COLUMN cluster TEXT NOT NULL DEFAULT '';
 CREATE INDEX jobs_by_user ON jobs (user_name, created_at, id);
 `,
+	// 5: where a dataset's external source (Kafka, NATS JetStream) stood at
+	// the end of its archive, written with the archive files it follows.
+	`
+CREATE TABLE source_positions (
+	dataset    TEXT PRIMARY KEY REFERENCES datasets (name),
+	end_offset BIGINT NOT NULL,
+	positions  TEXT NOT NULL
+);
+`,
+	// 6: which leader owns each dataset's built-in event log since when:
+	// a replica that finds another claimed the log after it learns from
+	// which offset its own unarchived records were never archived.
+	`
+CREATE TABLE log_claims (
+	dataset     TEXT NOT NULL REFERENCES datasets (name),
+	epoch       BIGINT NOT NULL,
+	from_offset BIGINT NOT NULL,
+	claimed_at  BIGINT NOT NULL,
+	PRIMARY KEY (dataset, epoch)
+);
+`,
 }
 
 // migrate applies the migrations the database has not seen, all in one
 // transaction, so a crash leaves the schema at the old or the new version.
 func migrate(ctx context.Context, db *sql.DB, migrations []string, logger *slog.Logger) error {
+	return migrateLocked(ctx, db, nil, migrations, logger)
+}
+
+// migrateLocked is migrate with lock, when not nil, run first in the
+// transaction: on PostgreSQL several replicas may start at once, and each
+// must read the schema version only after the previous one has committed its
+// migrations (SQLite's BEGIN IMMEDIATE already gives that).
+func migrateLocked(ctx context.Context, db *sql.DB, lock func(context.Context, *sql.Tx) error, migrations []string, logger *slog.Logger) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 
+	if lock != nil {
+		if err := lock(ctx, tx); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version    BIGINT PRIMARY KEY,
 	applied_at BIGINT NOT NULL

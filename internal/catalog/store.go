@@ -4,9 +4,10 @@
 // until the version naming them is published), so everything that must appear
 // atomically is written in one transaction here.
 //
-// The embedded store is a SQLite file. The SQL is kept to what PostgreSQL also
-// accepts ($n placeholders, ON CONFLICT, RETURNING, BIGINT unix milliseconds for
-// times, JSON as TEXT) so a PostgreSQL store can share it.
+// The embedded store is a SQLite file (Open); several control-plane replicas
+// share a PostgreSQL database instead (OpenPostgres). Both run the same SQL,
+// kept to what both accept ($n placeholders, ON CONFLICT, RETURNING, BIGINT
+// unix milliseconds for times, JSON as TEXT); what still differs is in dialect.
 package catalog
 
 import (
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -44,11 +46,39 @@ type Store struct {
 	// and queueing writers in database/sql instead of on the file lock means
 	// our own goroutines never see SQLITE_BUSY. Transactions begin IMMEDIATE,
 	// so a read-then-write transaction cannot fail to upgrade its lock.
+	// Every write goes through inTx or execWrite, never through write itself.
 	write *sql.DB
 	// read serves single-statement reads; each sees one committed snapshot.
-	read   *sql.DB
-	logger *slog.Logger
+	read    *sql.DB
+	logger  *slog.Logger
+	dialect dialect
+	// name names the database in errors and logs: the SQLite path, or
+	// postgres://host:port/database (never the password).
+	name string
+	// leadersReady is set once the leaders table is known to exist.
+	leadersReady atomic.Bool
+	// fence, once set (FenceWrites), is the leadership every write
+	// transaction must still be the newest of.
+	fence atomic.Pointer[Leadership]
 }
+
+// dialect is what differs between the databases the catalog runs on.
+type dialect struct {
+	// lockWrites, when not nil, runs first in every write transaction and
+	// blocks until no other writer, in this process or another, is inside one.
+	lockWrites func(ctx context.Context, tx *sql.Tx) error
+	// textOrder follows a text ORDER BY key so text sorts by bytes on every
+	// backend (see Store.byBytes).
+	textOrder string
+	// leaderLock makes the cross-process lock behind Campaign.
+	leaderLock func(name string) leaderLock
+}
+
+// byBytes is an ORDER BY key for a text column that sorts by the bytes of its
+// UTF-8 text, as SQLite always does; PostgreSQL would otherwise sort by the
+// database's collation (en_US puts "alpha" before "Zeta"), so listings would
+// come out in a different order on each backend.
+func (s *Store) byBytes(column string) string { return column + s.dialect.textOrder }
 
 // Open opens (creating if needed) the SQLite catalog at path and brings its
 // schema up to date.
@@ -74,7 +104,11 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{write: write, logger: logger}
+	s := &Store{write: write, logger: logger, name: path, dialect: dialect{
+		// SQLite sorts text by bytes already, and BEGIN IMMEDIATE takes the
+		// file's write lock, so writers need nothing more.
+		leaderLock: func(name string) leaderLock { return newFileLock(path + ".leader-" + name + ".lock") },
+	}}
 	if err := migrate(ctx, write, schemaMigrations, logger); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
@@ -120,11 +154,23 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// inTx runs fn in a write transaction, committing when it returns nil.
+// inTx runs fn in a write transaction, committing when it returns nil. Write
+// transactions run one at a time across every Store on the database, so fn
+// may read and then write on what it read.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
+	}
+	if s.dialect.lockWrites != nil {
+		if err := s.dialect.lockWrites(ctx, tx); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("lock writers: %w", err)
+		}
+	}
+	if err := s.checkFence(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		return err
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
@@ -134,6 +180,21 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// execWrite runs one writing statement in a write transaction of its own.
+// Every write goes through inTx, even a single statement that is atomic by
+// itself: on PostgreSQL a statement outside the write lock could change a row
+// between a transaction's read of it and its write, which SQLite's single
+// writer never allows.
+func (s *Store) execWrite(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
 }
 
 // Times are stored as unix milliseconds UTC; a zero time.Time is NULL where a

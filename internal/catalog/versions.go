@@ -87,10 +87,11 @@ func (s *Store) PublishVersion(ctx context.Context, v ViewVersion) (ViewVersion,
 	v.RetiredAt = time.Time{}
 	v.CreatedAt = createdAt(v.CreatedAt)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		// Bumping the counter row first takes the view's row lock (PostgreSQL)
-		// or the write lock (SQLite), so concurrent publishers are serialised
-		// and number versions in commit order. SET reads the old values, so
-		// both columns become latest_version + 1.
+		// inTx runs write transactions one at a time (SQLite's write lock,
+		// PostgreSQL's advisory lock), so concurrent publishers, in this
+		// process or another, number versions in commit order and each
+		// retires exactly the version it replaces. SET reads the old values,
+		// so both columns become latest_version + 1.
 		if err := retireCurrent(ctx, tx, v.View, v.CreatedAt); err != nil {
 			return err
 		}
