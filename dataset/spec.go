@@ -64,6 +64,9 @@ type Spec struct {
 	// DedupWindow is how long an accepted key keeps its duplicates out;
 	// Validate sets DefaultDedupWindow when DedupKey is set and it is not.
 	DedupWindow Duration `json:"dedup_window,omitempty"`
+	// Source, when set, is the Kafka topic or JetStream stream the dataset
+	// reads its events from (see Source).
+	Source *Source `json:"source,omitempty"`
 }
 
 // Deduplication windows: the default when a dataset names a key, and the
@@ -133,7 +136,10 @@ func (s *Spec) Validate() error {
 	if tc.Type != Timestamp && tc.Type != Date {
 		return fmt.Errorf("time_column %q: must be a timestamp or date column, not %s", s.TimeColumn, tc.Type)
 	}
-	return s.validateDedup()
+	if err := s.validateDedup(); err != nil {
+		return err
+	}
+	return s.validateSource()
 }
 
 func (s *Spec) validateDedup() error {

@@ -56,11 +56,24 @@ func (l *Layer) archiveSegment(ctx context.Context, ds *datasetState, seg *segme
 		}
 		files = append(files, f)
 	}
-	if err := l.cat.RecordArchive(ctx, files); err != nil {
+	ds.mu.Lock()
+	source := seg.source
+	ds.mu.Unlock()
+	if source != nil {
+		// The positions at the segment's end commit with its files: the
+		// source resumes after exactly the records the archive holds.
+		err = l.cat.RecordSourcedArchive(ctx, files, catalog.SourcePositions{Dataset: ds.spec.Name, End: seg.end, Positions: source})
+	} else {
+		err = l.cat.RecordArchive(ctx, files)
+	}
+	if err != nil {
 		return fmt.Errorf("record in catalog: %w", err)
 	}
 
 	ds.mu.Lock()
+	if source != nil {
+		ds.archivedSource = source
+	}
 	all := append(append([]catalog.ArchiveFile(nil), ds.archive...), files...)
 	err = ds.swapArchive(ctx, all, func(tx *sql.Tx) error {
 		if err := ds.defineRawTable(ctx, tx, ds.segments[1:], nil); err != nil {

@@ -1,6 +1,7 @@
 package speedlayer
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -29,6 +30,10 @@ type segment struct {
 	// stored is how many rows its engine table holds (created with the
 	// first); they are its records, in offset order.
 	stored int64
+	// source is where the dataset's source stood after the segment's last
+	// record (nil while the dataset has read nothing from one): archiving
+	// the segment records it (see sourced.go).
+	source []byte
 }
 
 func (s *segment) records() int64 { return s.end - s.first }
@@ -54,6 +59,13 @@ type datasetState struct {
 	// dedup drops records whose key was accepted within the window; nil
 	// when the dataset names no dedup key (see dedup.go).
 	dedup *dedup
+	// source is where the dataset's source stands after the last record
+	// of the log, archivedSource where it stood at the archive's end (see
+	// sourced.go); nil for a dataset that never read from a source.
+	source, archivedSource []byte
+	// restage lists superseded logs whose records are to be ingested again
+	// (see claim.go).
+	restage []restage
 }
 
 // rawTable is the view of every unarchived record, with the first offset
@@ -103,9 +115,11 @@ func (ds *datasetState) columnList() string {
 
 func (ds *datasetState) open() *segment { return ds.segments[len(ds.segments)-1] }
 
-func (ds *datasetState) archivedEnd() int64 {
+func (ds *datasetState) archivedEnd() int64 { return archiveEnd(ds.archive) }
+
+func archiveEnd(files []catalog.ArchiveFile) int64 {
 	var end int64
-	for _, f := range ds.archive {
+	for _, f := range files {
 		end = max(end, f.End)
 	}
 	return end
@@ -118,11 +132,22 @@ func (l *Layer) AddDataset(ctx context.Context, spec dataset.Spec) error {
 	if err != nil {
 		return fmt.Errorf("dataset %q: read archive: %w", spec.Name, err)
 	}
+	var restages []restage
+	if l.cfg.Epoch > 0 {
+		if restages, err = l.claimLog(ctx, spec, archiveEnd(archive)); err != nil {
+			return fmt.Errorf("dataset %q: claim log: %w", spec.Name, err)
+		}
+	}
 	log, err := eventlog.Open(filepath.Join(l.cfg.LogDir, spec.Name), spec.ArrowSchema(), eventlog.Config{NoSync: l.cfg.NoSync}, l.logger.With("dataset", spec.Name))
 	if err != nil {
 		return fmt.Errorf("dataset %q: open log: %w", spec.Name, err)
 	}
-	ds := &datasetState{l: l, spec: spec, log: log, archive: archive, dedup: newDedup(&spec)}
+	_, positions, err := l.cat.ArchivedSource(ctx, spec.Name)
+	if err != nil {
+		log.Close()
+		return fmt.Errorf("dataset %q: read archived source positions: %w", spec.Name, err)
+	}
+	ds := &datasetState{l: l, spec: spec, log: log, archive: archive, dedup: newDedup(&spec), source: positions, archivedSource: positions, restage: restages}
 	if err := l.recover(ctx, ds); err != nil {
 		log.Close()
 		if ds.conn != nil {
@@ -143,7 +168,23 @@ func (l *Layer) AddDataset(ctx context.Context, spec dataset.Spec) error {
 func (l *Layer) recover(ctx context.Context, ds *datasetState) error {
 	archived := ds.archivedEnd()
 	if end := ds.log.EndOffset(); end < archived {
-		return fmt.Errorf("event log ends at offset %d but the archive holds offsets up to %d: the log directory was lost or replaced", end, archived)
+		switch {
+		case ds.spec.Source != nil:
+			// The source is the system of record: what followed the archive
+			// is read from it again, from the positions archived with it.
+			l.logger.Warn("event log ends before the archive: continuing it at the archive's end, the source resends what followed",
+				"dataset", ds.spec.Name, "log_end", end, "archived_end", archived)
+		case l.cfg.Epoch > 0:
+			// Another replica led meanwhile and archived what it accepted;
+			// claimLog moved aside whatever this log held that it had not.
+			l.logger.Info("event log continues at the archive's end, written by another leader",
+				"dataset", ds.spec.Name, "log_end", end, "archived_end", archived)
+		default:
+			return fmt.Errorf("event log ends at offset %d but the archive holds offsets up to %d: the log directory was lost or replaced", end, archived)
+		}
+		if err := ds.log.Restart(archived); err != nil {
+			return fmt.Errorf("restart log at the archived offset %d: %w", archived, err)
+		}
 	}
 	// A crash after archiving but before truncating leaves covered log files.
 	if err := ds.log.TruncateBefore(archived); err != nil {
@@ -188,17 +229,32 @@ func (l *Layer) recover(ctx context.Context, ds *datasetState) error {
 			return err
 		}
 	}
-	err = ds.log.Replay(archived, func(first int64, rec arrow.RecordBatch) error {
+	err = ds.log.ReplaySourced(archived, func(first int64, rec arrow.RecordBatch, source []byte) error {
 		if ds.dedup != nil {
 			if err := ds.dedup.load(rec.Column(ds.dedup.col), restart); err != nil {
 				return err
 			}
 		}
-		_, err := ds.apply(ctx, ds.segmentOf(first), rec, true)
-		return err
+		seg := ds.segmentOf(first)
+		if _, err := ds.apply(ctx, seg, rec, true); err != nil {
+			return err
+		}
+		if source != nil {
+			ds.source = bytes.Clone(source)
+			seg.source = ds.source
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("replay log from offset %d: %w", archived, err)
+	}
+	// A segment without sourced records stands where the one before it did.
+	carry := ds.archivedSource
+	for _, s := range ds.segments {
+		if s.source == nil {
+			s.source = carry
+		}
+		carry = s.source
 	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
@@ -257,6 +313,12 @@ func (l *Layer) Ingest(ctx context.Context, name string, rec arrow.RecordBatch) 
 // are ignored, and when all are, nothing is stored and the answer is still
 // success.
 func (l *Layer) IngestBatch(ctx context.Context, name string, rec arrow.RecordBatch) (Ingested, error) {
+	return l.ingest(ctx, name, rec, nil)
+}
+
+// ingest is IngestBatch for records read from the dataset's source when
+// source (the positions after them, see sourced.go) is not nil.
+func (l *Layer) ingest(ctx context.Context, name string, rec arrow.RecordBatch, source []byte) (Ingested, error) {
 	none := Ingested{First: -1}
 	ds, err := l.dataset(name)
 	if err != nil {
@@ -291,6 +353,7 @@ func (l *Layer) IngestBatch(ctx context.Context, name string, rec arrow.RecordBa
 			l.dedupMetrics.duplicates.WithLabelValues(name).Add(float64(n))
 		}
 		if kept == nil {
+			ds.advanceSourceLocked(source)
 			return Ingested{First: -1, Duplicates: n}, nil
 		}
 		if kept != rec {
@@ -314,11 +377,17 @@ func (l *Layer) IngestBatch(ctx context.Context, name string, rec arrow.RecordBa
 	if err := ctx.Err(); err != nil {
 		return none, fmt.Errorf("dataset %q: %w", name, err)
 	}
-	first, err := ds.log.Append(rec)
+	var first int64
+	if source != nil {
+		first, err = ds.log.AppendSourced(rec, source)
+	} else {
+		first, err = ds.log.Append(rec)
+	}
 	if err != nil {
 		return none, fmt.Errorf("dataset %q: append to log: %w", name, err)
 	}
 	appended = true
+	ds.advanceSourceLocked(source)
 	if seg.records() == 0 {
 		seg.arrived = l.cfg.Now()
 	}
@@ -416,7 +485,7 @@ func (ds *datasetState) sealLocked() error {
 		return fmt.Errorf("dataset %q: roll log at offset %d: %w", ds.spec.Name, open.end, err)
 	}
 	open.sealed = true
-	ds.segments = append(ds.segments, &segment{first: open.end, end: open.end})
+	ds.segments = append(ds.segments, &segment{first: open.end, end: open.end, source: open.source})
 	ds.l.wake()
 	return nil
 }

@@ -45,6 +45,16 @@ var (
 type Catalog interface {
 	ArchiveFiles(ctx context.Context, dataset string) ([]catalog.ArchiveFile, error)
 	RecordArchive(ctx context.Context, files []catalog.ArchiveFile) error
+	// RecordSourcedArchive is RecordArchive that also records, in the same
+	// transaction, where the dataset's source stood at the files' end.
+	RecordSourcedArchive(ctx context.Context, files []catalog.ArchiveFile, src catalog.SourcePositions) error
+	// ArchivedSource is what RecordSourcedArchive last recorded (nil
+	// positions when nothing).
+	ArchivedSource(ctx context.Context, dataset string) (end int64, positions []byte, err error)
+	// ClaimLog and LogClaims record and list which leader owns a dataset's
+	// log since which offset (see claim.go).
+	ClaimLog(ctx context.Context, c catalog.LogClaim) error
+	LogClaims(ctx context.Context, dataset string, since int64) ([]catalog.LogClaim, error)
 }
 
 // Bucket receives archive files.
@@ -81,6 +91,9 @@ type Config struct {
 	// partials: a size ("512MiB") or a share of the engine's memory limit
 	// ("25%", the default). See budget.go.
 	MemoryBudget string `yaml:"memory_budget"`
+	// Epoch is the leadership epoch this process writes the logs under when
+	// replicas share the catalog (see claim.go); 0 when one process owns it.
+	Epoch int64 `yaml:"-"`
 	// NoSync skips fsync in the log; benchmarks only.
 	NoSync bool `yaml:"-"`
 	// Now is the clock deduplication windows are measured on; time.Now
@@ -218,6 +231,11 @@ func (l *Layer) Run(ctx context.Context) error {
 		case <-l.kick:
 		}
 		for _, ds := range l.allDatasets() {
+			if len(ds.restage) > 0 {
+				if err := l.restagePending(ctx, ds); err != nil && ctx.Err() == nil {
+					l.logger.Warn("restage a superseded log; will retry", "dataset", ds.spec.Name, "err", err)
+				}
+			}
 			ds.sealIfOld(time.Now())
 			ds.pruneDedup(l.cfg.Now())
 			if _, err := l.archivePending(ctx, ds); err != nil && ctx.Err() == nil {

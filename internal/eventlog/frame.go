@@ -26,12 +26,28 @@ import (
 // All integers are little endian. The CRC covers the header's rows and first
 // fields as well as the payload, so a damaged header cannot shift offsets
 // silently.
+//
+// A sourced frame (magic sourcedMagic) carries, with its batch, the positions
+// in an external source (Kafka offsets, a JetStream sequence) that follow its
+// last row, so the batch and where it was read up to are durable together.
+// Its payload is
+//
+//	srclen  uint32  length of the source positions (> 0)
+//	source          the positions, opaque to the log
+//	ipc             the batch as an Arrow IPC stream
+//
+// and the header is the same. Both kinds may follow each other in one
+// segment; logs written before sourced frames existed hold only the first.
 const (
 	frameMagic     uint32 = 0x314C5744 // "DWL1" little endian; the digit is the format version
+	sourcedMagic   uint32 = 0x324C5744 // "DWL2": a frame with source positions
 	frameHeaderLen        = 24
 	// maxPayload bounds one frame; it keeps a damaged length field from asking
 	// for an absurd allocation and fits the uint32 length.
 	maxPayload = math.MaxUint32
+	// maxSource bounds a frame's source positions: a few bytes per source
+	// partition, so a megabyte is far more than any source needs.
+	maxSource = 1 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -41,6 +57,18 @@ type frameHeader struct {
 	crc    uint32
 	rows   uint32
 	first  int64
+	// ipcAt is where the IPC stream starts in the payload: 0 for a plain
+	// frame, after the source positions for a sourced one.
+	ipcAt int
+}
+
+// source is the sourced frame's positions inside its payload, nil for a
+// plain frame.
+func (h frameHeader) source(payload []byte) []byte {
+	if h.ipcAt == 0 {
+		return nil
+	}
+	return payload[4:h.ipcAt]
 }
 
 func frameCRC(hdr []byte, payload []byte) uint32 {
@@ -48,10 +76,22 @@ func frameCRC(hdr []byte, payload []byte) uint32 {
 	return crc32.Update(c, castagnoli, payload)
 }
 
-// encodeFrame appends rec as a frame to buf (reset first).
-func encodeFrame(buf *bytes.Buffer, schema *arrow.Schema, mem memory.Allocator, rec arrow.RecordBatch, first int64) error {
+// encodeFrame appends rec as a frame to buf (reset first): a sourced frame
+// when source is not empty.
+func encodeFrame(buf *bytes.Buffer, schema *arrow.Schema, mem memory.Allocator, rec arrow.RecordBatch, first int64, source []byte) error {
 	buf.Reset()
 	buf.Write(make([]byte, frameHeaderLen))
+	magic := frameMagic
+	if len(source) > 0 {
+		if int64(len(source)) > maxSource {
+			return fmt.Errorf("source positions of %d bytes, more than the %d a frame holds", len(source), maxSource)
+		}
+		magic = sourcedMagic
+		var n [4]byte
+		binary.LittleEndian.PutUint32(n[:], uint32(len(source)))
+		buf.Write(n[:])
+		buf.Write(source)
+	}
 	w := ipc.NewWriter(buf, ipc.WithSchema(schema), ipc.WithAllocator(mem))
 	if err := w.Write(rec); err != nil {
 		_ = w.Close()
@@ -65,7 +105,7 @@ func encodeFrame(buf *bytes.Buffer, schema *arrow.Schema, mem memory.Allocator, 
 	if int64(len(payload)) > maxPayload {
 		return fmt.Errorf("record batch encodes to %d bytes, more than the %d a frame holds; append smaller batches", len(payload), int64(maxPayload))
 	}
-	binary.LittleEndian.PutUint32(b[0:], frameMagic)
+	binary.LittleEndian.PutUint32(b[0:], magic)
 	binary.LittleEndian.PutUint32(b[4:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[12:], uint32(rec.NumRows()))
 	binary.LittleEndian.PutUint64(b[16:], uint64(first))
@@ -93,8 +133,9 @@ func readFrame(r io.Reader, remaining int64, wantFirst int64, buf []byte) (frame
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return h, buf, fmt.Errorf("read frame header: %w", err)
 	}
-	if m := binary.LittleEndian.Uint32(hdr[0:]); m != frameMagic {
-		return h, buf, fmt.Errorf("%w: magic %#08x, want %#08x", errBadFrame, m, frameMagic)
+	m := binary.LittleEndian.Uint32(hdr[0:])
+	if m != frameMagic && m != sourcedMagic {
+		return h, buf, fmt.Errorf("%w: magic %#08x, want %#08x or %#08x", errBadFrame, m, frameMagic, sourcedMagic)
 	}
 	h.length = binary.LittleEndian.Uint32(hdr[4:])
 	h.crc = binary.LittleEndian.Uint32(hdr[8:])
@@ -115,6 +156,16 @@ func readFrame(r io.Reader, remaining int64, wantFirst int64, buf []byte) (frame
 	}
 	if h.rows == 0 {
 		return h, buf, fmt.Errorf("%w: frame holds 0 rows", errBadFrame)
+	}
+	if m == sourcedMagic {
+		if len(buf) < 4 {
+			return h, buf, fmt.Errorf("%w: sourced frame of %d bytes has no source length", errBadFrame, len(buf))
+		}
+		n := int64(binary.LittleEndian.Uint32(buf))
+		if n == 0 || n > maxSource || 4+n > int64(len(buf)) {
+			return h, buf, fmt.Errorf("%w: source positions of %d bytes in a payload of %d", errBadFrame, n, len(buf))
+		}
+		h.ipcAt = 4 + int(n)
 	}
 	if h.first != wantFirst {
 		return h, buf, fmt.Errorf("%w: frame starts at offset %d, want %d", errBadFrame, h.first, wantFirst)

@@ -4,6 +4,11 @@
 // an acknowledged write survives a crash; Open recovers by dropping a torn
 // tail of the last segment (writes that were never acknowledged).
 //
+// A batch read from an external source (Kafka, NATS JetStream) is appended
+// with AppendSourced together with the source's positions after it, in one
+// frame: after a crash the log holds both or neither, so a consumer resumes
+// exactly after the last batch it made durable.
+//
 // Segments roll only when the caller says so (the speed layer rolls the log
 // when it seals a speed segment, so both share boundaries) and are deleted
 // whole by TruncateBefore once archived.
@@ -77,6 +82,10 @@ type Log struct {
 	buf     bytes.Buffer
 	closed  bool
 	failErr error // sticky: the first failed write or fsync
+	// lastSource is the source positions of the last sourced frame read at
+	// Open or appended since, and lastSourceEnd the offset after that frame.
+	lastSource    []byte
+	lastSourceEnd int64
 }
 
 // Open opens or creates the log in dir (one directory per dataset). schema is
@@ -126,6 +135,21 @@ func Open(dir string, schema *arrow.Schema, cfg Config, logger *slog.Logger) (*L
 // rows get offsets first..first+rows-1. The batch is durable on return unless
 // Config.NoSync is set. rec must have the log's column names and types.
 func (l *Log) Append(rec arrow.RecordBatch) (first int64, err error) {
+	return l.append(rec, nil)
+}
+
+// AppendSourced is Append for a batch read from an external source: source
+// is where that source stands after the batch's last row (opaque to the
+// log, not empty, at most 1 MiB). It is stored in the batch's frame, so it is
+// durable exactly when the batch is; ReplaySourced and LastSource return it.
+func (l *Log) AppendSourced(rec arrow.RecordBatch, source []byte) (first int64, err error) {
+	if len(source) == 0 {
+		return 0, errors.New("append to event log: source positions are empty (use Append for a batch without a source)")
+	}
+	return l.append(rec, source)
+}
+
+func (l *Log) append(rec arrow.RecordBatch, source []byte) (first int64, err error) {
 	if rec == nil || rec.NumRows() == 0 {
 		return 0, errors.New("append to event log: record batch has no rows")
 	}
@@ -147,7 +171,7 @@ func (l *Log) Append(rec arrow.RecordBatch) (first int64, err error) {
 	}
 	seg := &l.segs[len(l.segs)-1]
 	first = seg.end
-	if err := encodeFrame(&l.buf, l.schema, l.mem, rec, first); err != nil {
+	if err := encodeFrame(&l.buf, l.schema, l.mem, rec, first, source); err != nil {
 		return 0, fmt.Errorf("append to event log at offset %d: %w", first, err)
 	}
 	n, werr := l.active.Write(l.buf.Bytes())
@@ -167,6 +191,9 @@ func (l *Log) Append(rec arrow.RecordBatch) (first int64, err error) {
 	}
 	seg.size += int64(n)
 	seg.end += rec.NumRows()
+	if source != nil {
+		l.lastSource, l.lastSourceEnd = bytes.Clone(source), seg.end
+	}
 	return first, nil
 }
 
@@ -235,6 +262,20 @@ func (l *Log) Roll() error {
 	return nil
 }
 
+// LastSource returns the source positions of the last sourced frame (see
+// AppendSourced) among those the log read at Open or appended since, and the
+// offset just after that frame; ok is false when there is none. Frames
+// deleted by TruncateBefore or Restart before Open are not read, so a caller
+// that truncates keeps the positions of what it truncated elsewhere.
+func (l *Log) LastSource() (source []byte, end int64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lastSource == nil {
+		return nil, 0, false
+	}
+	return bytes.Clone(l.lastSource), l.lastSourceEnd, true
+}
+
 // Segments lists the segment files in offset order, the active one last.
 func (l *Log) Segments() []Segment {
 	l.mu.Lock()
@@ -277,6 +318,51 @@ func (l *Log) TruncateBefore(off int64) error {
 	return nil
 }
 
+// Restart deletes every segment file and continues the log, empty, at offset
+// at, which must not be below EndOffset. It is for a log whose records are
+// all kept elsewhere (archived) up to at, when its own files were lost or
+// are older than that: the next Append gets offset at. Segments are deleted
+// oldest first and the new one created last, so a crash part-way leaves a
+// contiguous log (or none, which opens at 0) that a caller restarts again.
+func (l *Log) Restart(at int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if end := l.segs[len(l.segs)-1].end; at < end {
+		return fmt.Errorf("restart event log at offset %d: it already holds offsets up to %d", at, end)
+	}
+	if err := l.active.Close(); err != nil {
+		l.logger.Warn("closing event log segment", "segment", l.segs[len(l.segs)-1].path, "err", err)
+	}
+	l.active = nil
+	// Whatever happens next, the files no longer match l.segs until a reopen.
+	fail := func(err error) error {
+		l.failErr = fmt.Errorf("%w: restart at offset %d: %v", ErrFailed, at, err)
+		return fmt.Errorf("restart event log at offset %d: %w", at, err)
+	}
+	for _, s := range l.segs {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fail(fmt.Errorf("delete segment %d: %w", s.first, err))
+		}
+	}
+	if err := syncDir(l.dir); err != nil {
+		return fail(err)
+	}
+	if err := createSegment(l.dir, at); err != nil {
+		return fail(err)
+	}
+	f, err := os.OpenFile(segmentPath(l.dir, at), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fail(fmt.Errorf("open segment %d: %w", at, err))
+	}
+	l.active = f
+	l.segs = []segment{{first: at, end: at, path: segmentPath(l.dir, at)}}
+	l.logger.Warn("event log restarted", "offset", at)
+	return nil
+}
+
 // Close syncs and closes the active segment. Further calls return ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
@@ -285,6 +371,9 @@ func (l *Log) Close() error {
 		return ErrClosed
 	}
 	l.closed = true
+	if l.active == nil { // a failed Restart closed it
+		return nil
+	}
 	var err error
 	if l.cfg.NoSync && l.failErr == nil {
 		err = l.active.Sync()

@@ -22,6 +22,14 @@ import (
 // Append. Asking for offsets already truncated is ErrTruncated, and starting
 // beyond EndOffset is ErrOutOfRange.
 func (l *Log) Replay(from int64, fn func(first int64, rec arrow.RecordBatch) error) error {
+	return l.ReplaySourced(from, func(first int64, rec arrow.RecordBatch, _ []byte) error { return fn(first, rec) })
+}
+
+// ReplaySourced is Replay that also passes each batch's source positions
+// (see AppendSourced): where the source stood after the batch's last row,
+// also when the batch is sliced at from; nil for a batch appended without.
+// fn must not retain source after it returns.
+func (l *Log) ReplaySourced(from int64, fn func(first int64, rec arrow.RecordBatch, source []byte) error) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -50,7 +58,7 @@ func (l *Log) Replay(from int64, fn func(first int64, rec arrow.RecordBatch) err
 
 // replaySegment replays the first s.size bytes of s, which were whole,
 // validated frames when s was snapshotted.
-func (l *Log) replaySegment(s segment, from int64, fn func(int64, arrow.RecordBatch) error) error {
+func (l *Log) replaySegment(s segment, from int64, fn func(int64, arrow.RecordBatch, []byte) error) error {
 	f, err := os.Open(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("replay event log segment %d: %w (deleted during the replay)", s.first, ErrTruncated)
@@ -83,8 +91,8 @@ func (l *Log) replaySegment(s segment, from int64, fn func(int64, arrow.RecordBa
 	return nil
 }
 
-func (l *Log) deliver(payload []byte, h frameHeader, from int64, fn func(int64, arrow.RecordBatch) error) error {
-	rec, err := decodePayload(payload, l.schema, l.mem, h.rows)
+func (l *Log) deliver(payload []byte, h frameHeader, from int64, fn func(int64, arrow.RecordBatch, []byte) error) error {
+	rec, err := decodePayload(payload[h.ipcAt:], l.schema, l.mem, h.rows)
 	if err != nil {
 		return fmt.Errorf("replay event log at offset %d: %w", h.first, err)
 	}
@@ -95,5 +103,5 @@ func (l *Log) deliver(payload []byte, h frameHeader, from int64, fn func(int64, 
 		defer sliced.Release()
 		rec, first = sliced, from
 	}
-	return fn(first, rec)
+	return fn(first, rec, h.source(payload))
 }

@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -149,6 +150,9 @@ func (l *Log) scanSegment(s *segment, last bool) error {
 		}
 		pos += frameHeaderLen + int64(h.length)
 		off += int64(h.rows)
+		if src := h.source(buf); src != nil {
+			l.lastSource, l.lastSourceEnd = bytes.Clone(src), off
+		}
 	}
 	s.end, s.size = off, pos
 	return nil
