@@ -18,11 +18,33 @@ type Dataset struct {
 	// was accepted less than DedupWindow before is ignored (absent: no
 	// deduplication). DedupWindow is a duration such as "10m" (default 10m,
 	// at most 24h); answers give it as "10m0s".
-	DedupKey    string     `json:"dedup_key,omitempty"`
-	DedupWindow string     `json:"dedup_window,omitempty"`
-	CreatedAt   *time.Time `json:"created_at,omitempty"`
-	// Log is filled in answers only.
-	Log *LogStatus `json:"log,omitempty"`
+	DedupKey    string `json:"dedup_key,omitempty"`
+	DedupWindow string `json:"dedup_window,omitempty"`
+	// Source, when set, is the Kafka topic or NATS JetStream stream the
+	// dataset reads its events from, exactly once; it then takes no events
+	// through POST /v1/ingest.
+	Source    *dataset.Source `json:"source,omitempty"`
+	CreatedAt *time.Time      `json:"created_at,omitempty"`
+	// Log and SourceStatus are filled in answers only.
+	Log          *LogStatus    `json:"log,omitempty"`
+	SourceStatus *SourceStatus `json:"source_status,omitempty"`
+}
+
+// SourceStatus is how reading a dataset's source goes.
+type SourceStatus struct {
+	// Consumed counts messages stored; Rejected messages skipped because
+	// they did not decode (LastRejected says where and why).
+	Consumed int64 `json:"consumed"`
+	Rejected int64 `json:"rejected"`
+	// Lag is how many messages the source holds beyond Positions; -1 when
+	// unknown.
+	Lag int64 `json:"lag"`
+	// Positions is where the source stands after the last stored batch,
+	// in the source's terms (partition offsets, stream sequence).
+	Positions    string     `json:"positions,omitempty"`
+	LastRejected string     `json:"last_rejected,omitempty"`
+	LastError    string     `json:"last_error,omitempty"`
+	LastErrorAt  *time.Time `json:"last_error_at,omitempty"`
 }
 
 // LogStatus describes a dataset's event log.

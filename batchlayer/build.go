@@ -359,11 +359,13 @@ func (b *Builder) run(ctx context.Context, logPrefix, dir string, task Task) (Re
 	}
 	err := b.launcher.Launch(ctx, dir)
 	if logPrefix != "" {
+		keepCtx, cancel := KeepOutputContext(ctx)
 		for _, name := range []string{"stdout", "stderr"} {
-			if uerr := b.upload(context.WithoutCancel(ctx), logPrefix+name, filepath.Join(dir, name)); uerr != nil && !errors.Is(uerr, os.ErrNotExist) {
+			if uerr := b.upload(keepCtx, logPrefix+name, filepath.Join(dir, name)); uerr != nil && !errors.Is(uerr, os.ErrNotExist) {
 				b.logger.Warn("keep executor output", "file", name, "err", uerr)
 			}
 		}
+		cancel()
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("executor: %w", err)
@@ -452,4 +454,15 @@ func allowedDirs(inputs []string, scratch string) []string {
 		}
 	}
 	return out
+}
+
+// keepOutputTimeout bounds keeping an attempt's logs and manifest.
+const keepOutputTimeout = 15 * time.Second
+
+// KeepOutputContext is the context an attempt's output is kept under: it
+// outlives ctx, since a killed or timed-out attempt's logs matter most, but
+// only by keepOutputTimeout, since with the object store down its retries
+// would otherwise hold the attempt, and its view, for their whole budget.
+func KeepOutputContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), keepOutputTimeout)
 }

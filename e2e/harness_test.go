@@ -58,15 +58,40 @@ var addrRe = regexp.MustCompile(`msg="duet serving" addr=([0-9.:]+)`)
 // segments, so archiving and handoff happen often during a test.
 func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
-		"--segment-max-records", "400", "--segment-max-age", "300ms", "--threads", "2", "--memory-limit", "2GB"}, extra...)
+	return startDuet(t, serveOpts{dataDir: dataDir, flags: extra})
+}
+
+// serveOpts says how to run `duet serve`: the environment it gets beyond
+// this process's, and whether to wait only until it listens as a follower
+// (a replica waiting for the leader lock) instead of until it serves.
+type serveOpts struct {
+	dataDir  string
+	flags    []string
+	env      []string
+	follower bool
+	// source, when set, makes mergedViewThroughBuildsAndRestart's dataset
+	// read its events from a Kafka topic or NATS stream.
+	source *sourceFeed
+}
+
+var followerRe = regexp.MustCompile(`msg="duet replica waiting for the leader lock" addr=([0-9.:]+)`)
+
+func startDuet(t *testing.T, o serveOpts) *proc {
+	t.Helper()
+	args := append([]string{"serve", "--data-dir", o.dataDir, "--listen", "127.0.0.1:0",
+		"--segment-max-records", "400", "--segment-max-age", "300ms", "--threads", "2", "--memory-limit", "2GB"}, o.flags...)
 	p := &proc{cmd: exec.Command(duetBin, args...), exited: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), o.env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	ready := addrRe
+	if o.follower {
+		ready = followerRe
 	}
 	addr := make(chan string, 1)
 	go func() {
@@ -77,8 +102,11 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 			p.mu.Lock()
 			p.log.WriteString(line + "\n")
 			p.mu.Unlock()
-			if m := addrRe.FindStringSubmatch(line); m != nil {
-				addr <- m[1]
+			if m := ready.FindStringSubmatch(line); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -91,7 +119,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 		}
 		if t.Failed() {
 			p.mu.Lock()
-			t.Logf("server log:\n%s", p.log.String())
+			t.Logf("server log (%s):\n%s", o.dataDir, p.log.String())
 			p.mu.Unlock()
 		}
 	})

@@ -265,10 +265,19 @@ func buildView(t *testing.T, p *proc, view string) api.Job {
 }
 
 func TestMergedViewEqualsRecomputationThroughBuildsAndRestart(t *testing.T) {
-	dataDir := t.TempDir()
-	p := startServer(t, dataDir)
+	mergedViewThroughBuildsAndRestart(t, serveOpts{dataDir: t.TempDir()})
+}
+
+// mergedViewThroughBuildsAndRestart is the walking skeleton's test: events,
+// builds, a restart, and the invariant checked after every step.
+func mergedViewThroughBuildsAndRestart(t *testing.T, o serveOpts) {
+	p := startDuet(t, o)
 	ctx := ctxT(t)
-	if _, err := p.client.CreateDataset(ctx, flightsSpec); err != nil {
+	spec := flightsSpec
+	if o.source != nil {
+		spec.Source = &o.source.spec
+	}
+	if _, err := p.client.CreateDataset(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.client.CreateView(ctx, api.ViewRequest{Name: "delays", SQL: viewSQL, Schedule: "@every 1h"}); err != nil {
@@ -279,7 +288,7 @@ func TestMergedViewEqualsRecomputationThroughBuildsAndRestart(t *testing.T) {
 
 	var lastVersion int64
 	for step := 1; step <= 6; step++ {
-		prod.ingest(t, p.client, 3, 150)
+		prod.feed(t, p, o, 3, 150)
 		assertExact(t, p, prod, fmt.Sprintf("step %d after ingest", step))
 		if step%2 == 0 {
 			j := build(t, p)
@@ -291,7 +300,7 @@ func TestMergedViewEqualsRecomputationThroughBuildsAndRestart(t *testing.T) {
 		}
 	}
 	// Some events only in the speed layer, some segments archived but not built.
-	prod.ingest(t, p.client, 2, 300)
+	prod.feed(t, p, o, 2, 300)
 	time.Sleep(time.Second) // let segments seal by age and archive
 	assertExact(t, p, prod, "before restart")
 
@@ -312,9 +321,9 @@ func TestMergedViewEqualsRecomputationThroughBuildsAndRestart(t *testing.T) {
 	}
 
 	p.stop(t)
-	p = startServer(t, dataDir)
+	p = startDuet(t, o)
 	assertExact(t, p, prod, "after restart")
-	prod.ingest(t, p.client, 2, 100)
+	prod.feed(t, p, o, 2, 100)
 	assertExact(t, p, prod, "ingest after restart")
 	j := build(t, p)
 	if j.Version.Version != lastVersion+1 {

@@ -77,7 +77,7 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	spec := dataset.Spec{Name: req.Name, TimeColumn: req.TimeColumn, Columns: req.Columns, DedupKey: req.DedupKey}
+	spec := dataset.Spec{Name: req.Name, TimeColumn: req.TimeColumn, Columns: req.Columns, DedupKey: req.DedupKey, Source: req.Source}
 	if req.DedupWindow != "" {
 		window, err := time.ParseDuration(req.DedupWindow)
 		if err != nil {
@@ -104,6 +104,10 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "start dataset", err)
 		return
 	}
+	if err := s.sources.start(spec); err != nil {
+		s.internalError(w, "start the dataset's source", err)
+		return
+	}
 	d, err := s.datasetDoc(r, spec.Name)
 	if err != nil {
 		s.internalError(w, "read dataset", err)
@@ -126,6 +130,8 @@ func (s *Server) datasetDoc(r *http.Request, name string) (api.Dataset, error) {
 	if st, err := s.speed.DatasetStatus(name); err == nil {
 		doc.Log = &api.LogStatus{EndOffset: st.LogEnd, ArchivedOffset: st.ArchivedEnd, ArchiveFiles: st.ArchiveFiles}
 	}
+	doc.Source = d.Spec.Source
+	doc.SourceStatus = s.sources.status(name)
 	return doc, nil
 }
 
@@ -173,6 +179,12 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.internalError(w, "read dataset", err)
+		return
+	}
+	if src := d.Spec.Source; src != nil {
+		// Only the source can send its events again after a lost log, so
+		// it is the dataset's one way in.
+		writeError(w, http.StatusConflict, "dataset %q reads its events from %s: publish them there", name, src.Describe())
 		return
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))

@@ -20,6 +20,20 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Listen is the HTTP address of the API and the SQL gateway.
 	Listen string `yaml:"listen"`
+	// Catalog is a postgres:// URL; empty keeps the catalog in a SQLite
+	// file in DataDir. Replicas share one PostgreSQL catalog.
+	Catalog string `yaml:"catalog"`
+	// ObjectStore is an s3://bucket/prefix URL; empty keeps objects in
+	// DataDir. S3Endpoint and S3Region override what the URL and the AWS_*
+	// environment say; credentials come from the environment.
+	ObjectStore string `yaml:"object_store"`
+	S3Endpoint  string `yaml:"s3_endpoint"`
+	S3Region    string `yaml:"s3_region"`
+	// ObjectCacheBytes bounds the local cache S3 objects are read through.
+	ObjectCacheBytes int64 `yaml:"object_cache_bytes"`
+	// AdvertiseURL is how other replicas reach this one to forward requests
+	// while it leads (default http://<listen>).
+	AdvertiseURL string `yaml:"advertise_url"`
 	// TLSCertFile and TLSKeyFile (PEM), when set, make Listen serve HTTPS.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
@@ -78,6 +92,9 @@ type Config struct {
 	// archiveBucket, when set, wraps the bucket the speed layer archives to
 	// (tests gate uploads with it).
 	archiveBucket func(speedlayer.Bucket) speedlayer.Bucket
+	// replica, when set, runs the server as that replica's leader: on its
+	// catalog, behind its listener.
+	replica *Replica
 }
 
 // DefaultConfig is the configuration of `duet serve` without flags.
@@ -85,6 +102,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:            "./duet-data",
 		Listen:             "127.0.0.1:8080",
+		ObjectCacheBytes:   10 << 30,
 		SegmentMaxRecords:  100_000,
 		SegmentMaxAge:      30 * time.Second,
 		MaxIngestBytes:     64 << 20,
@@ -114,6 +132,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("listen %q: %w", c.Listen, err)
 	}
 	if err := c.validateSecurity(host); err != nil {
+		return err
+	}
+	if c.ObjectCacheBytes == 0 {
+		c.ObjectCacheBytes = d.ObjectCacheBytes
+	}
+	if err := c.validateStores(); err != nil {
 		return err
 	}
 	if c.KeepVersions == 0 {

@@ -123,7 +123,9 @@ func (r jobRunner) keepManifest(ctx context.Context, j catalog.Job, began time.T
 	}
 	b, merr := json.MarshalIndent(m, "", "  ")
 	if merr == nil {
-		merr = r.manifests.Upload(context.WithoutCancel(ctx), j.LogPrefix+manifestFile, bytes.NewReader(b))
+		keepCtx, cancel := batchlayer.KeepOutputContext(ctx)
+		merr = r.manifests.Upload(keepCtx, j.LogPrefix+manifestFile, bytes.NewReader(b))
+		cancel()
 	}
 	if merr != nil {
 		r.sql.logger.Warn("keep job manifest", "job", j.ID, "err", merr)

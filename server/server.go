@@ -27,11 +27,11 @@ import (
 	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/engine"
 	"github.com/duet-analytics/duet/internal/executor"
-	"github.com/duet-analytics/duet/internal/objstore"
 	"github.com/duet-analytics/duet/internal/viewsql"
 	"github.com/duet-analytics/duet/scheduler"
 	"github.com/duet-analytics/duet/serving"
 	"github.com/duet-analytics/duet/speedlayer"
+	"github.com/duet-analytics/duet/speedlayer/sources"
 	"github.com/duet-analytics/duet/sqlgateway"
 )
 
@@ -42,9 +42,10 @@ type Server struct {
 	registry *prometheus.Registry
 
 	cat     *catalog.Store
-	bucket  *objstore.Filesystem
+	bucket  bucket
 	db      *sql.DB
 	speed   *speedlayer.Layer
+	sources *sourceRunner
 	builder *batchlayer.Builder
 	// launcher keeps standby executors warm while the server runs.
 	launcher *executor.Local
@@ -57,6 +58,9 @@ type Server struct {
 	// authz holds the authorization rules; nil allows everything.
 	authz *authz.Rules
 
+	// handler serves the API and the SQL gateway. The server listens itself
+	// unless it runs inside a Replica, which owns the listener.
+	handler  http.Handler
 	listener net.Listener
 	http     *http.Server
 
@@ -77,6 +81,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), downstream: map[string][]string{}}
+	if cfg.replica != nil {
+		s.cat = cfg.replica.cat
+	}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := s.open(ctx); err != nil {
 		s.closeStores()
@@ -110,7 +117,7 @@ func (s *Server) open(ctx context.Context) error {
 			return fmt.Errorf("clusters file %s: %w", cfg.ClustersFile, err)
 		}
 	}
-	for _, d := range []string{s.dir(), s.dir("objects"), s.dir("scratch"), s.dir("engine-tmp")} {
+	for _, d := range []string{s.dir(), s.dir("scratch"), s.dir("engine-tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
@@ -121,14 +128,17 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.cfg.DataDir = abs
 
-	if s.cat, err = catalog.Open(ctx, s.dir("catalog.db"), s.logger.With("component", "catalog")); err != nil {
-		return fmt.Errorf("open catalog: %w", err)
+	if s.cat == nil {
+		if s.cat, err = openCatalog(ctx, cfg, s); err != nil {
+			return err
+		}
 	}
-	if s.bucket, err = objstore.NewFilesystem(s.dir("objects")); err != nil {
-		return fmt.Errorf("open object store: %w", err)
+	var objects string
+	if s.bucket, objects, err = openBucket(ctx, cfg, s); err != nil {
+		return err
 	}
 	ecfg := cfg.Engine
-	ecfg.AllowedDirectories = append(ecfg.AllowedDirectories, s.dir("objects"), s.dir("engine-tmp"), s.dir("scratch"))
+	ecfg.AllowedDirectories = append(ecfg.AllowedDirectories, objects, s.dir("engine-tmp"), s.dir("scratch"))
 	ecfg.TempDirectory = s.dir("engine-tmp")
 	if s.db, err = engine.Open(ctx, ecfg, s.logger.With("component", "engine")); err != nil {
 		return err
@@ -140,11 +150,12 @@ func (s *Server) open(ctx context.Context) error {
 	s.speed, err = speedlayer.New(speedlayer.Config{
 		LogDir: s.dir("log"), ScratchDir: s.dir("scratch"),
 		SegmentMaxRecords: cfg.SegmentMaxRecords, SegmentMaxAge: cfg.SegmentMaxAge,
-		MemoryBudget: cfg.SpeedMemoryBudget,
+		MemoryBudget: cfg.SpeedMemoryBudget, Epoch: cfg.replica.leaderEpoch(),
 	}, s.db, s.cat, archive, s.bucket, serving.NewMerger(s.bucket), s.logger.With("component", "speedlayer"), s.registry)
 	if err != nil {
 		return err
 	}
+	s.sources = newSourceRunner(s.speed, sources.NewMetrics(s.registry), s.logger.With("component", "sources"))
 	s.launcher, err = executor.NewLocal(cfg.Executor, s.logger.With("component", "executor"))
 	if err != nil {
 		return err
@@ -199,14 +210,26 @@ func (s *Server) open(ctx context.Context) error {
 	if authn != nil {
 		handler = authn.Handler(handler, "/healthz")
 	}
-	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	s.handler = handler
+	if cfg.replica != nil {
+		return nil
 	}
-	if tlsCfg != nil {
-		s.listener = tls.NewListener(s.listener, tlsCfg)
+	if s.listener, err = listen(cfg.Listen, tlsCfg); err != nil {
+		return err
 	}
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	return nil
+}
+
+func listen(addr string, tlsCfg *tls.Config) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if tlsCfg != nil {
+		l = tls.NewListener(l, tlsCfg)
+	}
+	return l, nil
 }
 
 // security loads what authentication and TLS need (nil when off), so a bad
@@ -239,6 +262,9 @@ func (s *Server) load(ctx context.Context) error {
 	for _, d := range datasets {
 		if err := s.speed.AddDataset(ctx, d.Spec); err != nil {
 			return fmt.Errorf("recover %w", err)
+		}
+		if err := s.sources.start(d.Spec); err != nil {
+			return err
 		}
 	}
 	views, err := s.cat.ListViews(ctx)
@@ -345,7 +371,12 @@ func (s *Server) afterPublish(ctx context.Context, view string) {
 }
 
 // Addr is the address the server listens on.
-func (s *Server) Addr() string { return s.listener.Addr().String() }
+func (s *Server) Addr() string {
+	if s.cfg.replica != nil {
+		return s.cfg.replica.Addr()
+	}
+	return s.listener.Addr().String()
+}
 
 // Run serves until ctx is cancelled, then stops taking requests, lets
 // running requests finish and stops every component.
@@ -355,6 +386,7 @@ func (s *Server) Run(ctx context.Context) error {
 	components := map[string]func(context.Context) error{
 		"speedlayer": s.speed.Run, "scheduler": s.sched.Run, "sqlgateway": s.gateway.Run,
 		"compaction": s.compactPeriodically, "executors": s.launcher.Run, "clusters": s.clusters.Run,
+		"sources": s.sources.run,
 	}
 	errc := make(chan error, len(components))
 	for name, run := range components {
@@ -367,7 +399,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.http.Serve(s.listener) }()
+	if s.http != nil {
+		go func() { serveErr <- s.http.Serve(s.listener) }()
+	}
 	s.logger.Info("duet serving", "addr", s.Addr(), "data_dir", s.cfg.DataDir, "tls", s.cfg.TLSCertFile != "", "auth", s.cfg.Auth.Enabled())
 
 	var runErr error
@@ -379,8 +413,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := s.http.Shutdown(shutCtx); err != nil {
-		s.logger.Warn("http shutdown", "err", err)
+	if s.http != nil {
+		if err := s.http.Shutdown(shutCtx); err != nil {
+			s.logger.Warn("http shutdown", "err", err)
+		}
 	}
 	stop()
 	wg.Wait()

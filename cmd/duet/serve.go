@@ -26,16 +26,22 @@ func newServeCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv, err := server.New(ctx, cfg, logger)
+			rep, err := server.NewReplica(ctx, cfg, logger)
 			if err != nil {
 				return err
 			}
-			return srv.Run(ctx)
+			return rep.Run(ctx)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the catalog, object store and event logs")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTP API and the SQL gateway; other than loopback, it needs an --auth-* flag")
+	f.StringVar(&cfg.Catalog, "catalog", "", "postgres:// URL of the catalog database, shared by replicas (default: a SQLite file in --data-dir)")
+	f.StringVar(&cfg.ObjectStore, "object-store", "", "s3://bucket/prefix to keep objects in (default: a directory in --data-dir); credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	f.StringVar(&cfg.S3Endpoint, "s3-endpoint", "", "S3 endpoint URL, e.g. http://127.0.0.1:9000 for MinIO (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or AWS)")
+	f.StringVar(&cfg.S3Region, "s3-region", "", "S3 region (default: AWS_REGION, AWS_DEFAULT_REGION)")
+	f.Int64Var(&cfg.ObjectCacheBytes, "object-cache-bytes", cfg.ObjectCacheBytes, "bound of the local cache S3 objects are read through, in --data-dir")
+	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "URL other replicas forward requests to while this one leads (default: http(s)://<--listen>)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS; needs --tls-key")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key file of --tls-cert")
 	f.StringVar(&cfg.Auth.PasswordFile, "auth-password-file", "", "require a user and password (basic auth, needs --tls-cert) found in this file of user:bcrypt-hash lines (htpasswd -B)")

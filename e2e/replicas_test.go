@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/duet-analytics/duet/api"
+	"github.com/duet-analytics/duet/internal/testsvc"
+)
+
+// sharedStores is a catalog on a real PostgreSQL and a bucket on a real
+// MinIO: what replicas, or one server beyond one machine, run on.
+type sharedStores struct {
+	flags []string
+	env   []string
+	minio *testsvc.MinIO
+}
+
+func startSharedStores(t *testing.T) sharedStores {
+	t.Helper()
+	dsn := testsvc.PostgresDSN(t)
+	m := testsvc.StartMinIO(t)
+	m.Bucket(t, "duet")
+	return sharedStores{
+		flags: []string{"--catalog", dsn, "--object-store", "s3://duet/prod", "--s3-endpoint", m.URL(), "--object-cache-bytes", "64000000"},
+		env:   []string{"AWS_ACCESS_KEY_ID=" + m.AccessKey(), "AWS_SECRET_ACCESS_KEY=" + m.SecretKey(), "AWS_REGION=us-east-1"},
+		minio: m,
+	}
+}
+
+// waitLog waits until the process has logged want.
+func waitLog(t *testing.T, p *proc, want string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(p.logText(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log within 2 minutes\n%s", want, p.logText())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitArchived waits until every accepted event is archived, so the
+// events are in the bucket and the catalog, not only in a replica's log.
+func waitArchived(t *testing.T, p *proc, events int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		d, err := p.client.GetDataset(ctxT(t), "flights")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Log.ArchivedOffset == int64(events) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log status %+v: not all %d events archived within a minute", d.Log, events)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freezeExecutor waits until job jobID runs on an executor and stops that
+// executor with SIGSTOP, so the test can act while the attempt is in the
+// middle. It returns the executor's pid; resuming or killing it is up to
+// the caller.
+func freezeExecutor(t *testing.T, p *proc, jobID string) (pid int) {
+	t.Helper()
+	ctx := ctxT(t)
+	for deadline := time.Now().Add(time.Minute); pid == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("build %s never ran on an executor", jobID)
+		}
+		j, err := p.client.GetJob(ctx, jobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State == api.JobRunning && j.Executor != nil {
+			pid = j.Executor.PID
+		}
+		if api.JobFinished(j.State) {
+			t.Fatalf("build %s ended (%s) before its executor could be frozen", jobID, j.State)
+		}
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("freeze executor %d of build %s: %v", pid, jobID, err)
+	}
+	return pid
+}
+
+func TestMergedViewOnS3AndPostgres(t *testing.T) {
+	st := startSharedStores(t)
+	mergedViewThroughBuildsAndRestart(t, serveOpts{dataDir: t.TempDir(), flags: st.flags, env: st.env})
+}
+
+// TestReplicasFailover: two replicas on one PostgreSQL and one bucket. The
+// follower forwards everything to the leader; the leader is killed in the
+// middle of a build; the follower takes over, the build runs again there
+// and publishes one version, and the view stays exact.
+func TestReplicasFailover(t *testing.T) {
+	st := startSharedStores(t)
+	flags := append([]string{"--job-retry-backoff", "100ms"}, st.flags...)
+	a := startDuet(t, serveOpts{dataDir: t.TempDir(), flags: flags, env: st.env})
+	b := startDuet(t, serveOpts{dataDir: t.TempDir(), flags: flags, env: st.env, follower: true})
+	ctx := ctxT(t)
+
+	// Everything through the follower: it forwards to the leader.
+	createFlightsAndDelays(t, b)
+	prod := newProducer(11)
+	prod.ingest(t, b.client, 4, 150)
+	assertExact(t, b, prod, "through the follower")
+	assertExact(t, a, prod, "on the leader")
+	// The leader's own log is on its disk; what it archived is shared.
+	waitArchived(t, b, len(prod.all))
+
+	// A build whose executor is frozen, so the leader dies in its middle.
+	j, err := b.client.TriggerBuild(ctx, "delays")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := freezeExecutor(t, b, j.ID)
+	// The orphaned executor must not outlive the test.
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-a.exited
+
+	// The follower takes the lock once PostgreSQL frees the dead leader's.
+	killed := time.Now()
+	waitLog(t, b, `msg="duet serving"`)
+	t.Logf("the follower led %s after the leader was killed", time.Since(killed).Round(time.Millisecond))
+
+	j, err = b.client.WaitJob(ctx, j.ID, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != api.JobSucceeded || j.Attempt != 2 || j.Version == nil || j.Version.Version != 1 {
+		t.Fatalf("build after failover: state %s, attempt %d, version %+v (%s); want version 1 by attempt 2", j.State, j.Attempt, j.Version, j.Error)
+	}
+	// The frozen attempt never publishes: its server is gone, and a
+	// publish is a catalog write only the leader makes.
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	versions, err := b.client.ListVersions(ctx, "delays")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 1 || versions[0].Version != 1 || versions[0].JobID != j.ID || versions[0].CoveredOffset != int64(len(prod.all)) {
+		t.Fatalf("versions after failover %+v: want exactly version 1, by %s, covering %d offsets", versions, j.ID, len(prod.all))
+	}
+	assertExact(t, b, prod, "after failover")
+
+	// The new leader ingests and builds on.
+	prod.ingest(t, b.client, 2, 100)
+	assertExact(t, b, prod, "ingest on the new leader")
+	if j := build(t, b); j.Version.Version != 2 {
+		t.Fatalf("build on the new leader published version %d, want 2", j.Version.Version)
+	}
+	assertExact(t, b, prod, "build on the new leader")
+	b.stop(t)
+}
