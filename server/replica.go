@@ -101,14 +101,15 @@ func (r *Replica) Run(ctx context.Context) error {
 	}()
 
 	r.logger.Info("duet replica waiting for the leader lock", "addr", r.Addr(), "advertise", r.advertise)
+	defer r.cat.Close()
 	lead, err := r.cat.Campaign(ctx, leadership, r.advertise)
 	if err != nil {
-		r.cat.Close()
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("campaign for leadership: %w", err)
 	}
+	// Deferred after Close, so it runs first.
 	defer lead.Release()
 	r.cat.FenceWrites(lead)
 	r.epoch = lead.Epoch()

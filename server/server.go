@@ -43,6 +43,8 @@ type Server struct {
 
 	cat     *catalog.Store
 	bucket  bucket
+	// closeBucket releases the object store's connections and downloads.
+	closeBucket func()
 	db      *sql.DB
 	speed   *speedlayer.Layer
 	sources *sourceRunner
@@ -429,8 +431,13 @@ func (s *Server) closeStores() {
 	if s.db != nil {
 		s.db.Close()
 	}
-	if s.cat != nil {
+	// A replica's catalog outlives its server: the leader lock is released
+	// through it.
+	if s.cat != nil && s.cfg.replica == nil {
 		s.cat.Close()
+	}
+	if s.closeBucket != nil {
+		s.closeBucket()
 	}
 	if s.listener != nil {
 		s.listener.Close()

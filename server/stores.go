@@ -59,9 +59,10 @@ func openCatalog(ctx context.Context, cfg Config, s *Server) (*catalog.Store, er
 
 // openBucket opens the configured object store: an S3 bucket read through a
 // bounded local cache in the data directory (as Druid historicals cache
-// segments), or a directory there. It returns the local directories the
-// engine reads objects from.
+// segments), or a directory there. It returns the local directory the
+// engine reads objects from, and sets s.closeBucket.
 func openBucket(ctx context.Context, cfg Config, s *Server) (bucket, string, error) {
+	s.closeBucket = func() {}
 	if cfg.ObjectStore == "" {
 		dir := s.dir("objects")
 		b, err := objstore.NewFilesystem(dir)
@@ -89,7 +90,12 @@ func openBucket(ctx context.Context, cfg Config, s *Server) (bucket, string, err
 	dir := s.dir("object-cache")
 	cached, err := objstore.NewCache(remote, objstore.CacheConfig{Dir: dir, MaxBytes: cfg.ObjectCacheBytes}, logger)
 	if err != nil {
+		remote.Close()
 		return nil, "", fmt.Errorf("open object cache: %w", err)
+	}
+	s.closeBucket = func() {
+		cached.Close()
+		remote.Close()
 	}
 	return cached, dir, nil
 }
