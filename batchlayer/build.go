@@ -37,6 +37,7 @@ type Catalog interface {
 	ListViews(ctx context.Context) ([]catalog.View, error)
 	ReplaceArchive(ctx context.Context, dataset string, remove []string, add []catalog.ArchiveFile) error
 	Garbage(ctx context.Context, retiredBefore time.Time) ([]string, error)
+	AddGarbage(ctx context.Context, paths []string) error
 	ForgetGarbage(ctx context.Context, paths []string) error
 }
 
@@ -392,9 +393,19 @@ func (b *Builder) upload(ctx context.Context, name, path string) error {
 // discard deletes files of a build that will not be published. Readers never
 // see them (no version names them); this only saves the space early.
 func (b *Builder) discard(files []catalog.VersionFile) {
+	ctx, cancel := KeepOutputContext(context.Background())
+	defer cancel()
+	var left []string
 	for _, f := range files {
-		if err := b.bucket.Delete(context.Background(), f.Path); err != nil && !objstore.IsObjNotFoundErr(err) {
-			b.logger.Warn("delete unpublished file", "path", f.Path, "err", err)
+		if err := b.bucket.Delete(ctx, f.Path); err != nil && !objstore.IsObjNotFoundErr(err) {
+			b.logger.Warn("delete unpublished file; queued for garbage collection", "path", f.Path, "err", err)
+			left = append(left, f.Path)
+		}
+	}
+	// No version names them, so only the garbage queue can find them again.
+	if len(left) > 0 {
+		if err := b.cat.AddGarbage(ctx, left); err != nil {
+			b.logger.Error("unpublished files stay in the object store", "files", left, "err", err)
 		}
 	}
 }

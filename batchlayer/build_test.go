@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -168,11 +169,20 @@ func (h *harness) differingRows(a, b catalog.ViewVersion) int {
 	return n
 }
 
-// failingBucket fails uploads of view files after the first one while armed.
+// failingBucket fails uploads of view files after the first one while
+// armed, and deletes of view files while failDeletes is set.
 type failingBucket struct {
 	*objstore.Filesystem
-	armed   atomic.Bool
-	uploads atomic.Int32
+	armed       atomic.Bool
+	failDeletes atomic.Bool
+	uploads     atomic.Int32
+}
+
+func (b *failingBucket) Delete(ctx context.Context, name string) error {
+	if b.failDeletes.Load() && strings.HasPrefix(name, "views/") {
+		return errors.New("injected: store unreachable")
+	}
+	return b.Filesystem.Delete(ctx, name)
 }
 
 func (b *failingBucket) Upload(ctx context.Context, name string, r io.Reader) error {
@@ -212,6 +222,60 @@ func TestBuildFailingWhileWritingOutputPublishesNothing(t *testing.T) {
 	if v2.Covered != int64(len(h.accepted)) {
 		t.Fatalf("retry covered %d of %d", v2.Covered, len(h.accepted))
 	}
+}
+
+// TestUndeletableOutputIsQueuedAsGarbage: a failed build whose uploaded
+// files cannot be deleted either (the store is down) queues them for garbage
+// collection, since no version names them; a retry that publishes the same
+// names takes them off the queue.
+func TestUndeletableOutputIsQueuedAsGarbage(t *testing.T) {
+	var fb *failingBucket
+	h := newHarness(t, lambdatest.Options{Bucket: func(fs *objstore.Filesystem) batchlayer.Bucket {
+		fb = &failingBucket{Filesystem: fs}
+		return fb
+	}})
+	h.ingest(rows(1, 20, "a"))
+	h.build(batchlayer.Request{})
+	h.ingest(rows(2, 20, "b"))
+	h.ingest(rows(3, 20, "c"))
+	before := h.objects("views/")
+
+	fb.armed.Store(true)
+	fb.failDeletes.Store(true)
+	if _, err := h.n.Builder.Build(context.Background(), batchlayer.Request{JobID: "fails", View: "v"}); err == nil {
+		t.Fatal("build with failing uploads succeeded")
+	}
+	var left []string
+	for _, o := range h.objects("views/") {
+		if !slices.Contains(before, o) {
+			left = append(left, o)
+		}
+	}
+	if len(left) == 0 {
+		t.Fatal("the failed build uploaded nothing: the test needs a file it could not delete")
+	}
+	garbage, err := h.n.Cat.Garbage(context.Background(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range left {
+		if !slices.Contains(garbage, o) {
+			t.Fatalf("undeletable output %s is not queued for deletion (queue %v)", o, garbage)
+		}
+	}
+
+	fb.armed.Store(false)
+	fb.failDeletes.Store(false)
+	v := h.build(batchlayer.Request{})
+	if garbage, err = h.n.Cat.Garbage(context.Background(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range v.Files {
+		if slices.Contains(garbage, f.Path) {
+			t.Fatalf("published file %s is still queued for deletion", f.Path)
+		}
+	}
+	h.n.Check(h.accepted, "after the retry")
 }
 
 // switchLauncher runs executors that are killed with SIGKILL while kill is

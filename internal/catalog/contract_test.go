@@ -28,6 +28,7 @@ func RunContract(t *testing.T, open func(t *testing.T) *Store) {
 	t.Run("ViewPolicy", func(t *testing.T) { testViewPolicy(t, open(t)) })
 	t.Run("LastFire", func(t *testing.T) { testLastFire(t, open(t)) })
 	t.Run("LogClaims", func(t *testing.T) { testLogClaims(t, open(t)) })
+	t.Run("GarbageQueue", func(t *testing.T) { testGarbageQueue(t, open(t)) })
 	t.Run("SourcePositions", func(t *testing.T) { testSourcePositions(t, open(t)) })
 }
 

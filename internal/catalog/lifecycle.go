@@ -133,12 +133,24 @@ func (s *Store) Garbage(ctx context.Context, retiredBefore time.Time) ([]string,
 
 // ForgetGarbage removes deleted objects from the queue.
 func (s *Store) ForgetGarbage(ctx context.Context, paths []string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, p := range paths {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM garbage WHERE path = $1`, p); err != nil {
-				return err
-			}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return forgetGarbage(ctx, tx, paths) })
+}
+
+func forgetGarbage(ctx context.Context, tx *sql.Tx, paths []string) error {
+	for _, p := range paths {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM garbage WHERE path = $1`, p); err != nil {
+			return fmt.Errorf("forget garbage %s: %w", p, err)
 		}
-		return nil
-	})
+	}
+	return nil
+}
+
+// AddGarbage queues objects no version names for deletion (a build's
+// output it could not publish nor delete). Publishing a version that names
+// one of them takes it off the queue again.
+func (s *Store) AddGarbage(ctx context.Context, paths []string) error {
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return addGarbage(ctx, tx, paths, time.Now()) }); err != nil {
+		return fmt.Errorf("queue objects for deletion: %w", err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package catalog
 import (
 	"reflect"
 	"testing"
+	"time"
 )
 
 func testLogClaims(t *testing.T, s *Store) {
@@ -31,5 +32,27 @@ func testLogClaims(t *testing.T, s *Store) {
 	}
 	if err := s.ClaimLog(ctx, LogClaim{Dataset: "nosuch", Epoch: 1}); err == nil {
 		t.Fatal("a claim of a dataset that does not exist was recorded")
+	}
+}
+
+// testGarbageQueue: objects queued by AddGarbage are listed for deletion
+// until a published version names them.
+func testGarbageQueue(t *testing.T, s *Store) {
+	ctx := t.Context()
+	mustCreateDataset(t, s, "clicks")
+	mustCreateView(t, s, "pages", "clicks")
+	orphans := []string{"views/pages/v1/part-0.parquet", "views/pages/v1/part-9.parquet"}
+	if err := s.AddGarbage(ctx, orphans); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Garbage(ctx, time.Now().Add(time.Hour)); err != nil || !reflect.DeepEqual(got, orphans) {
+		t.Fatalf("Garbage = %v, %v; want %v", got, err, orphans)
+	}
+	if _, err := s.PublishVersion(ctx, ViewVersion{View: "pages", Covered: 10, JobID: "j",
+		Files: []VersionFile{{Path: orphans[0], Rows: 1, Bytes: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Garbage(ctx, time.Now().Add(time.Hour)); err != nil || !reflect.DeepEqual(got, orphans[1:]) {
+		t.Fatalf("Garbage after publishing %s = %v, %v; want %v", orphans[0], got, err, orphans[1:])
 	}
 }

@@ -110,7 +110,13 @@ RETURNING latest_version`, v.View).Scan(&v.Version)
 		if err != nil {
 			return fmt.Errorf("insert version %d: %w", v.Version, err)
 		}
-		return nil
+		// A retried build may write the names an earlier attempt could
+		// not delete and queued (AddGarbage): they are this version's now.
+		paths := make([]string, len(v.Files))
+		for i, f := range v.Files {
+			paths[i] = f.Path
+		}
+		return forgetGarbage(ctx, tx, paths)
 	})
 	if err != nil {
 		return ViewVersion{}, fmt.Errorf("publish version of view %q: %w", v.View, err)
