@@ -41,14 +41,14 @@ type Server struct {
 	logger   *slog.Logger
 	registry *prometheus.Registry
 
-	cat     *catalog.Store
-	bucket  bucket
+	cat    *catalog.Store
+	bucket bucket
 	// closeBucket releases the object store's connections and downloads.
 	closeBucket func()
-	db      *sql.DB
-	speed   *speedlayer.Layer
-	sources *sourceRunner
-	builder *batchlayer.Builder
+	db          *sql.DB
+	speed       *speedlayer.Layer
+	sources     *sourceRunner
+	builder     *batchlayer.Builder
 	// launcher keeps standby executors warm while the server runs.
 	launcher *executor.Local
 	sched    *scheduler.Scheduler
