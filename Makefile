@@ -33,10 +33,12 @@ bench: build
 	$(GO) run -tags $(TAGS) ./bench/buildbench -duet $(BIN) $(BENCHFLAGS)
 	$(GO) run -tags $(TAGS) ./bench/ingestbench -duet $(BIN) $(INGESTFLAGS)
 
-# Ingest into the speed layer (about 2 minutes): sustained events/s per server
-# core for Arrow IPC and NDJSON through POST /v1/ingest, freshness (ack to
-# visible in a merged query) at half that load, and memory per retained
-# event. Rewrites its section of BENCHMARKS.md and bench/results/ingest.json.
+# Ingest into the speed layer (about 3 minutes): sustained events/s per server
+# core for Arrow IPC and NDJSON through POST /v1/ingest from 1 and 8
+# concurrent producers, freshness (ack to visible in a merged query) at half
+# that load, alone and while the view is rebuilt and its versions published
+# over and over, and memory per retained event. Rewrites its section of
+# BENCHMARKS.md and bench/results/ingest.json.
 # More flags: make bench-ingest INGESTFLAGS='-batch 10000 -profile-dir prof'.
 bench-ingest: build
 	$(GO) run -tags $(TAGS) ./bench/ingestbench -duet $(BIN) $(INGESTFLAGS)

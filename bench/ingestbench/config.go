@@ -4,6 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/duet-analytics/duet/bench/internal/benchenv"
@@ -11,9 +14,12 @@ import (
 
 // Config is what one benchmark run measures and where it writes.
 type Config struct {
-	// Batch is the events per ingest request; Clients the producers sending
-	// concurrently.
-	Batch, Clients int
+	// Batch is the events per ingest request.
+	Batch int
+	// Producers are the numbers of producers sending concurrently that the
+	// throughput phases with the view are measured at; the phases without
+	// it and the memory phase run at the largest.
+	Producers producerCounts
 	// Bodies distinct pre-encoded requests per format are cycled through.
 	Bodies int
 	// Warmup runs before, Duration is measured, for each throughput phase.
@@ -22,7 +28,8 @@ type Config struct {
 	NoView bool
 	// FreshnessFormat is the format of the freshness phase's load and probes.
 	FreshnessFormat string
-	// FreshnessDuration is how long probes are sent; ProbeInterval apart.
+	// FreshnessDuration is how long probes are sent in each freshness
+	// phase (without and with builds publishing); ProbeInterval apart.
 	FreshnessDuration, ProbeInterval time.Duration
 	// LoadFraction of the measured sustained rate loads the freshness phase.
 	LoadFraction float64
@@ -35,7 +42,7 @@ type Config struct {
 	// JSON receives the machine-readable results.
 	JSON string
 	// ProfileDir, when set, receives a CPU profile of the server per
-	// throughput phase (ingest-<format>[-noview].pprof).
+	// throughput phase (ingest-<format>[-noview]-<producers>p.pprof).
 	ProfileDir string
 	// Duet is the duet binary the server runs its executors with, as
 	// `duet serve` runs itself (`make build` writes bin/duet).
@@ -50,7 +57,8 @@ func parseFlags(args []string) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("ingestbench", flag.ContinueOnError)
 	fs.IntVar(&c.Batch, "batch", 5000, "events per ingest request")
-	fs.IntVar(&c.Clients, "clients", 4, "producers sending concurrently")
+	c.Producers = producerCounts{1, 8}
+	fs.Var(&c.Producers, "producers", "comma-separated numbers of concurrent producers to measure ingest with the view at (the other phases use the largest)")
 	fs.IntVar(&c.Bodies, "bodies", 32, "distinct pre-encoded requests per format")
 	fs.DurationVar(&c.Warmup, "warmup", 3*time.Second, "unmeasured load before each throughput measurement")
 	fs.DurationVar(&c.Duration, "duration", 12*time.Second, "measured load per throughput phase")
@@ -82,8 +90,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Batch < 1 || c.Batch > 1_000_000:
 		return fmt.Errorf("-batch: between 1 and 1,000,000, got %d", c.Batch)
-	case c.Clients < 1 || c.Clients > 64:
-		return fmt.Errorf("-clients: between 1 and 64, got %d", c.Clients)
+	case len(c.Producers) == 0:
+		return errors.New("-producers: give at least one number of producers")
 	case c.Bodies < 1:
 		return fmt.Errorf("-bodies: at least 1, got %d", c.Bodies)
 	case c.Warmup < 0:
@@ -109,3 +117,34 @@ func (c *Config) Validate() error {
 	c.Duet = duet
 	return err
 }
+
+// producerCounts is the -producers flag: distinct numbers of producers, in
+// the order given.
+type producerCounts []int
+
+func (p *producerCounts) String() string {
+	s := make([]string, len(*p))
+	for i, n := range *p {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *producerCounts) Set(v string) error {
+	var out producerCounts
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 64 {
+			return fmt.Errorf("%q: numbers of producers between 1 and 64, separated by commas", v)
+		}
+		if slices.Contains(out, n) {
+			return fmt.Errorf("%q: %d is given twice", v, n)
+		}
+		out = append(out, n)
+	}
+	*p = out
+	return nil
+}
+
+// most is the largest number of producers.
+func (p producerCounts) most() int { return slices.Max(p) }

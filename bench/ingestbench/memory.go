@@ -44,7 +44,7 @@ func (b *bench) measureMemory(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	l := startLoad(ctx, srv, p, b.cfg.Clients, 0)
+	l := startLoad(ctx, srv, p, b.cfg.Producers.most(), 0)
 	for l.acked.get() < b.cfg.MemoryEvents {
 		if err := l.wait(ctx, 20*time.Millisecond); err != nil {
 			l.stop()

@@ -1,6 +1,9 @@
 package main
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // The issue's targets.
 const (
@@ -8,6 +11,21 @@ const (
 	ndjsonTarget    = 300_000   // NDJSON events/s per core, at least
 	freshnessTarget = 50.0      // ms, p99 ack -> visible in a merged query, at most
 )
+
+// Names of the targets, one per throughput phase with the view and one per
+// freshness phase.
+const (
+	freshnessTargetName = "freshness p99, ms from ack to visible in a merged query"
+	publishTargetName   = "freshness during batch publishes p99, ms from ack to visible in a merged query"
+)
+
+func ingestTargetName(format string, producers int) string {
+	plural := "s"
+	if producers == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("%s ingest with %d producer%s, events/s per core", formatName(format), producers, plural)
+}
 
 // Results is everything one run measured; it is written as JSON and
 // rendered into BENCHMARKS.md.
@@ -17,8 +35,11 @@ type Results struct {
 	Workload    Workload     `json:"workload"`
 	Throughput  []Throughput `json:"throughput"`
 	Freshness   Freshness    `json:"freshness"`
-	Memory      Memory       `json:"memory"`
-	Targets     []Target     `json:"targets"`
+	// FreshnessPublish is the same measurement while the view is rebuilt
+	// over and over, so probes land before, during and after handoffs.
+	FreshnessPublish Freshness `json:"freshness_during_publish"`
+	Memory           Memory    `json:"memory"`
+	Targets          []Target  `json:"targets"`
 }
 
 // Workload describes the events, the requests and the server setup.
@@ -29,9 +50,11 @@ type Workload struct {
 	ArrowIPCBytesPerEvent  float64 `json:"arrow_ipc_bytes_per_event"`
 	ArrowMemoryBytesPerEvt float64 `json:"arrow_memory_bytes_per_event"`
 	BatchEvents            int     `json:"batch_events"`
-	Clients                int     `json:"clients"`
-	DistinctBodies         int     `json:"distinct_bodies"`
-	ViewSQL                string  `json:"view_sql"`
+	// Producers are the producer counts measured with the view; the
+	// phases without it and the memory phase run at the largest.
+	Producers      []int  `json:"producers"`
+	DistinctBodies int    `json:"distinct_bodies"`
+	ViewSQL        string `json:"view_sql"`
 	// SegmentMaxRecords and SegmentMaxAge of the throughput and freshness
 	// phases (the server's defaults).
 	SegmentMaxRecords int64   `json:"segment_max_records"`
@@ -52,7 +75,9 @@ type Column struct {
 type Throughput struct {
 	Format string `json:"format"`
 	View   bool   `json:"view"`
-	Events int64  `json:"events"`
+	// Producers send concurrently, each waiting for its acknowledgement.
+	Producers int   `json:"producers"`
+	Events    int64 `json:"events"`
 	// Requests acknowledged and requests refused (429/503) and resent.
 	Requests int64   `json:"requests"`
 	Retries  int64   `json:"retries"`
@@ -89,6 +114,8 @@ type Throughput struct {
 // Freshness is the ack -> visible measurement under partial load.
 type Freshness struct {
 	Format string `json:"format"`
+	// Producers send the load (the count that reached the sustained rate).
+	Producers int `json:"producers"`
 	// TargetRate is LoadFraction of the measured sustained rate; Rate what was sent.
 	LoadFraction float64 `json:"load_fraction"`
 	TargetRate   float64 `json:"target_events_per_second"`
@@ -108,6 +135,35 @@ type Freshness struct {
 	// Polls is the most queries one probe needed before it was visible.
 	MaxPolls int    `json:"max_polls"`
 	Query    string `json:"query"`
+	// Builds is the rebuild loop of the phase during publishes; nil in the other.
+	Builds *Builds `json:"builds,omitempty"`
+}
+
+// Builds is what the rebuild loop of the freshness phase during publishes
+// did: one build of the view after another, each waited for.
+type Builds struct {
+	// Jobs is every build of the loop, which runs from the load's first
+	// events until the probes ended and the build running then finished;
+	// Published is how many versions (handoffs) were published while the
+	// probes were sent (from the first probe sent to the last one visible).
+	Jobs      int `json:"jobs"`
+	Published int `json:"published"`
+	// FirstVersion and LastVersion are the first and last of those versions.
+	FirstVersion int64 `json:"first_version"`
+	LastVersion  int64 `json:"last_version"`
+	// Job durations, submission to final state, seconds.
+	SecondsP50 float64 `json:"job_seconds_p50"`
+	SecondsMax float64 `json:"job_seconds_max"`
+	// Probes around a version's publication (its handoff): visible at most
+	// NearPublish before it, sent before and visible after it (spanning),
+	// or sent at most NearPublish after it. NearP99 and NearMax are the
+	// ack -> visible of all of those, ms.
+	NearPublish    string  `json:"near_publish"`
+	ProbesBefore   int     `json:"probes_just_before_publish"`
+	ProbesSpanning int     `json:"probes_spanning_publish"`
+	ProbesAfter    int     `json:"probes_just_after_publish"`
+	NearP99        float64 `json:"near_publish_p99_ms"`
+	NearMax        float64 `json:"near_publish_max_ms"`
 }
 
 // Memory is the server's resident memory per retained (unarchived) event.

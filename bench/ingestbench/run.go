@@ -63,7 +63,7 @@ func (b *bench) prepare(ctx context.Context) error {
 		NDJSONBytesPerEvent:    b.payloads[formatNDJSON].bytesPerEvt,
 		ArrowIPCBytesPerEvent:  b.payloads[formatArrow].bytesPerEvt,
 		ArrowMemoryBytesPerEvt: float64(arrowMemoryBytes(batches[0])) / float64(len(batches[0])),
-		BatchEvents:            b.cfg.Batch, Clients: b.cfg.Clients, DistinctBodies: b.cfg.Bodies, ViewSQL: viewSQL,
+		BatchEvents:            b.cfg.Batch, Producers: []int(b.cfg.Producers), DistinctBodies: b.cfg.Bodies, ViewSQL: viewSQL,
 		SegmentMaxRecords: def.SegmentMaxRecords, SegmentMaxAge: def.SegmentMaxAge.String(),
 		Fsync: "on: the event log fsyncs every request before the acknowledgement (the only mode `duet serve` has)",
 		Server: "the server package with server.DefaultConfig (what `duet serve` runs) in its own process, " +
@@ -84,33 +84,41 @@ func (b *bench) prepare(ctx context.Context) error {
 	return nil
 }
 
-// measureThroughput runs one sustained-load phase per format, with the view
-// and (unless -skip-noview) without it, each on a fresh server.
+// measureThroughput runs one sustained-load phase per format and number of
+// producers with the view, and (unless -skip-noview) one per format without
+// it at the largest number of producers, each on a fresh server.
 func (b *bench) measureThroughput(ctx context.Context) error {
 	for _, view := range []bool{true, false} {
 		if !view && b.cfg.NoView {
 			continue
 		}
+		producers := []int(b.cfg.Producers)
+		if !view {
+			producers = []int{b.cfg.Producers.most()}
+		}
 		for _, f := range []string{formatArrow, formatNDJSON} {
-			t, err := b.throughputPhase(ctx, f, view)
-			if err != nil {
-				return fmt.Errorf("throughput of %s (view: %t): %w", formatName(f), view, err)
+			for _, n := range producers {
+				t, err := b.throughputPhase(ctx, f, view, n)
+				if err != nil {
+					return fmt.Errorf("throughput of %s (view: %t, %d producers): %w", formatName(f), view, n, err)
+				}
+				b.res.Throughput = append(b.res.Throughput, t)
 			}
-			b.res.Throughput = append(b.res.Throughput, t)
 		}
 	}
 	return nil
 }
 
-func phaseName(format string, view bool) string {
-	if view {
-		return format
+func phaseName(format string, view bool, producers int) string {
+	name := format
+	if !view {
+		name += "-noview"
 	}
-	return format + "-noview"
+	return fmt.Sprintf("%s-%dp", name, producers)
 }
 
-func (b *bench) throughputPhase(ctx context.Context, format string, view bool) (t Throughput, err error) {
-	name := phaseName(format, view)
+func (b *bench) throughputPhase(ctx context.Context, format string, view bool, producers int) (t Throughput, err error) {
+	name := phaseName(format, view, producers)
 	o := serverOptions{dataDir: serverDir(b.root, "throughput-"+name), duet: b.cfg.Duet}
 	if b.cfg.ProfileDir != "" {
 		if err := os.MkdirAll(b.cfg.ProfileDir, 0o755); err != nil {
@@ -127,7 +135,7 @@ func (b *bench) throughputPhase(ctx context.Context, format string, view bool) (
 		return t, err
 	}
 	p := b.payloads[format]
-	l := startLoad(ctx, srv, p, b.cfg.Clients, 0)
+	l := startLoad(ctx, srv, p, producers, 0)
 	defer func() { err = errors.Join(err, l.stop()) }()
 	if err := l.wait(ctx, b.cfg.Warmup); err != nil {
 		return t, err
@@ -182,7 +190,7 @@ func (b *bench) throughputPhase(ctx context.Context, format string, view bool) (
 	// requests still in flight when the measurement ended too.
 	perCore := float64(l.acked.get()-s0.acked) / cpu
 	t = Throughput{
-		Format: format, View: view, Events: events, Requests: s1.requests - s0.requests, Retries: s1.retries - s0.retries,
+		Format: format, View: view, Producers: producers, Events: events, Requests: s1.requests - s0.requests, Retries: s1.retries - s0.retries,
 		Seconds: wall, ServerCPUSeconds: cpu, Cores: (s1.cpu - s0.cpu).Seconds() / wall,
 		UnarchivedAtEnd: backlog, DrainSeconds: time.Since(s1.at).Seconds(), DrainCPUSeconds: (drained - s1.cpu).Seconds(),
 		ClientCores:     (s1.selfCPU - s0.selfCPU).Seconds() / wall,
@@ -196,7 +204,7 @@ func (b *bench) throughputPhase(ctx context.Context, format string, view bool) (
 		return t, err
 	}
 	t.ArchivedEnd = check.archivedEnd
-	b.logger.Info("throughput", "format", format, "view", view, "events_per_s", fmt.Sprintf("%.0f", t.EventsPerSecond),
+	b.logger.Info("throughput", "format", format, "view", view, "producers", producers, "events_per_s", fmt.Sprintf("%.0f", t.EventsPerSecond),
 		"server_cores", fmt.Sprintf("%.2f", t.Cores), "events_per_core_s", fmt.Sprintf("%.0f", t.EventsPerCore),
 		"client_cores", fmt.Sprintf("%.2f", t.ClientCores), "other_cores", fmt.Sprintf("%.2f", t.OtherCores), "latency_p50_ms", fmt.Sprintf("%.1f", t.LatencyP50),
 		"latency_p99_ms", fmt.Sprintf("%.1f", t.LatencyP99), "retries", t.Retries, "unarchived_at_end", t.UnarchivedAtEnd,
@@ -289,9 +297,10 @@ func (b *bench) write(context.Context) error {
 		if t.Format == formatArrow {
 			limit = arrowTarget
 		}
-		r.Targets = append(r.Targets, newTarget(formatName(t.Format)+" ingest, events/s per core", t.EventsPerCore, limit, false))
+		r.Targets = append(r.Targets, newTarget(ingestTargetName(t.Format, t.Producers), t.EventsPerCore, limit, false))
 	}
-	r.Targets = append(r.Targets, newTarget("freshness p99, ms from ack to visible in a merged query", r.Freshness.P99, freshnessTarget, true))
+	r.Targets = append(r.Targets, newTarget(freshnessTargetName, r.Freshness.P99, freshnessTarget, true),
+		newTarget(publishTargetName, r.FreshnessPublish.P99, freshnessTarget, true))
 	for _, t := range r.Targets {
 		b.logger.Info("target", "name", t.Name, "measured", fmt.Sprintf("%.1f", t.Measured), "limit", t.Limit, "pass", t.Pass)
 	}
