@@ -4,7 +4,7 @@ GO    ?= go
 TAGS  := duckdb_arrow
 BIN   := bin/duet
 
-.PHONY: build demo test check bench bench-ingest clean
+.PHONY: build demo test check bench bench-ingest bench-query clean
 
 build:
 	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/duet
@@ -28,10 +28,11 @@ check:
 # DuckDB running the same SQL directly. A program,
 # not a timed test; it rewrites its section of BENCHMARKS.md and
 # bench/results/build.json. More flags: make bench BENCHFLAGS='-runs 5'.
-# Then the ingest benchmark (bench-ingest below).
+# Then the ingest and query benchmarks (bench-ingest, bench-query below).
 bench: build
 	$(GO) run -tags $(TAGS) ./bench/buildbench -duet $(BIN) $(BENCHFLAGS)
 	$(GO) run -tags $(TAGS) ./bench/ingestbench -duet $(BIN) $(INGESTFLAGS)
+	$(GO) run -tags $(TAGS) ./bench/querybench -duet $(BIN) $(QUERYFLAGS)
 
 # Ingest into the speed layer (about 3 minutes): sustained events/s per server
 # core for Arrow IPC and NDJSON through POST /v1/ingest from 1 and 8
@@ -42,6 +43,16 @@ bench: build
 # More flags: make bench-ingest INGESTFLAGS='-batch 10000 -profile-dir prof'.
 bench-ingest: build
 	$(GO) run -tags $(TAGS) ./bench/ingestbench -duet $(BIN) $(INGESTFLAGS)
+
+# Dashboard queries (about 7 minutes): p50/p99 and QPS at 1, 4 and 16
+# clients through the Trino protocol on a merged view over 50M events (the
+# last 1% in the speed layer) next to DuckDB recomputing from the raw
+# Parquet files, the merge overhead (the same queries on the batch view
+# alone), and the query and an incremental build at 10M, 50M and 100M
+# events. Rewrites its section of BENCHMARKS.md and bench/results/query.json.
+# More flags: make bench-query QUERYFLAGS='-duration 20s -profile-dir prof'.
+bench-query: build
+	$(GO) run -tags $(TAGS) ./bench/querybench -duet $(BIN) $(QUERYFLAGS)
 
 clean:
 	rm -rf bin

@@ -41,14 +41,6 @@ func partialRowsOnDays(v catalog.ViewVersion, ds []string) int64 {
 	return n
 }
 
-func sumRows(files []catalog.ArchiveFile) int64 {
-	var n int64
-	for _, f := range files {
-		n += f.Rows
-	}
-	return n
-}
-
 func archivedEnd(files []catalog.ArchiveFile) int64 {
 	var end int64
 	for _, f := range files {

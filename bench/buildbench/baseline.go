@@ -7,6 +7,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/duet-analytics/duet/bench/internal/flights"
 	"github.com/duet-analytics/duet/dataset"
 )
 
@@ -20,7 +21,7 @@ func runBaseline(ctx context.Context, files []string, out string) error {
 		return fmt.Errorf("open baseline duckdb: %w", err)
 	}
 	db := sql.OpenDB(connector)
-	q := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", fmt.Sprintf(viewSelect, dataset.ReadParquet(files)), dataset.QuoteString(out))
+	q := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd)", fmt.Sprintf(flights.ViewSelect, dataset.ReadParquet(files)), dataset.QuoteString(out))
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		db.Close()
 		return fmt.Errorf("baseline copy: %w", err)

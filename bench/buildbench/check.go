@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/duet-analytics/duet/bench/internal/flights"
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/engine"
 )
@@ -24,7 +25,7 @@ SELECT (SELECT count(*) FROM merged), (SELECT sum(flights) FROM merged)::BIGINT,
 // check asserts that the merged view (batch version plus speed partials)
 // equals the view computed directly over the archive, and counts every row.
 func (b *bench) check(ctx context.Context, when, directOut string, rows int64) error {
-	q := fmt.Sprintf(checkSQL, engine.Table(engine.ViewsSchema, viewName), dataset.QuoteString(directOut))
+	q := fmt.Sprintf(checkSQL, engine.Table(engine.ViewsSchema, flights.View), dataset.QuoteString(directOut))
 	var c Check
 	var directGroups, directFlights int64
 	if err := b.node.db.QueryRowContext(ctx, q).Scan(&c.Groups, &c.Flights, &directGroups, &directFlights, &c.Mismatches); err != nil {

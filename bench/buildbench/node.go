@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/duet-analytics/duet/batchlayer"
-	"github.com/duet-analytics/duet/dataset"
+	"github.com/duet-analytics/duet/bench/internal/flights"
 	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/engine"
 	"github.com/duet-analytics/duet/internal/objstore"
@@ -19,47 +19,13 @@ import (
 	"github.com/duet-analytics/duet/speedlayer"
 )
 
-// The benchmarked dataset and view: the demo's flights and their hourly delays.
-const (
-	datasetName = "flights"
-	viewName    = "delays"
-	// viewSelect is the view's SQL with its source left open, so the
-	// baseline runs exactly the same query over the archive files.
-	viewSelect = "SELECT date_trunc('hour', date) AS hour, origin, count(*) AS flights, sum(delay) AS total_delay, " +
-		"min(delay) AS min_delay, max(delay) AS max_delay, avg(delay) AS avg_delay FROM %s GROUP BY 1, 2"
-)
-
-func flightsSpec() dataset.Spec {
-	return dataset.Spec{Name: datasetName, TimeColumn: "date", Columns: []dataset.Column{
-		{Name: "date", Type: dataset.Timestamp}, {Name: "delay", Type: dataset.Bigint}, {Name: "origin", Type: dataset.Varchar},
-	}}
-}
-
-func viewSQL() string { return fmt.Sprintf(viewSelect, datasetName) }
-
 // paths are where a node keeps its state inside the data directory.
-type paths struct{ dir string }
-
-func (p paths) catalog() string { return filepath.Join(p.dir, "catalog.db") }
-func (p paths) objects() string { return filepath.Join(p.dir, "objects") }
-func (p paths) log() string     { return filepath.Join(p.dir, "log") }
-func (p paths) scratch() string { return filepath.Join(p.dir, "scratch") }
+type paths struct{ flights.Paths }
 
 // baseline holds the direct DuckDB results: inside the data directory, which
 // the node's engine may read, so the checks can compare them with the view.
-func (p paths) baseline() string  { return filepath.Join(p.dir, "direct") }
+func (p paths) baseline() string  { return filepath.Join(p.Dir, "direct") }
 func (p paths) directOut() string { return filepath.Join(p.baseline(), "delays.parquet") }
-
-// createDefinitions registers the dataset and the view in a new catalog.
-func createDefinitions(ctx context.Context, cat *catalog.Store) error {
-	if err := cat.CreateDataset(ctx, catalog.Dataset{Spec: flightsSpec()}); err != nil {
-		return fmt.Errorf("create dataset: %w", err)
-	}
-	if err := cat.CreateView(ctx, catalog.View{Name: viewName, Dataset: datasetName, SQL: viewSQL()}); err != nil {
-		return fmt.Errorf("create view: %w", err)
-	}
-	return nil
-}
 
 // node is one process's worth of duet on the data directory, assembled as
 // the server does it, with executors as real `duet executor` processes.
@@ -83,17 +49,17 @@ func startNode(ctx context.Context, p paths, launcher batchlayer.Launcher, timer
 			n.closeStores()
 		}
 	}()
-	if n.cat, err = catalog.Open(ctx, p.catalog(), logger); err != nil {
+	if n.cat, err = catalog.Open(ctx, p.Catalog(), logger); err != nil {
 		return nil, fmt.Errorf("open catalog: %w", err)
 	}
-	bucket, err := objstore.NewFilesystem(p.objects())
+	bucket, err := objstore.NewFilesystem(p.Objects())
 	if err != nil {
 		return nil, err
 	}
-	if n.db, err = engine.Open(ctx, engine.Config{AllowedDirectories: []string{p.dir}}, logger); err != nil {
+	if n.db, err = engine.Open(ctx, engine.Config{AllowedDirectories: []string{p.Dir}}, logger); err != nil {
 		return nil, fmt.Errorf("open engine: %w", err)
 	}
-	n.layer, err = speedlayer.New(speedlayer.Config{LogDir: p.log(), ScratchDir: p.scratch(), SegmentMaxAge: time.Hour},
+	n.layer, err = speedlayer.New(speedlayer.Config{LogDir: p.Log(), ScratchDir: p.Scratch(), SegmentMaxAge: time.Hour},
 		n.db, n.cat, bucket, bucket, serving.NewMerger(bucket), logger, nil)
 	if err != nil {
 		return nil, err
@@ -101,7 +67,7 @@ func startNode(ctx context.Context, p paths, launcher batchlayer.Launcher, timer
 	if err := n.loadView(ctx); err != nil {
 		return nil, err
 	}
-	n.builder, err = batchlayer.NewBuilder(batchlayer.Config{ScratchDir: p.scratch()}, n.cat, n.layer,
+	n.builder, err = batchlayer.NewBuilder(batchlayer.Config{ScratchDir: p.Scratch()}, n.cat, n.layer,
 		&timedBucket{Bucket: bucket, timer: timer}, launcher, logger)
 	if err != nil {
 		return nil, err
@@ -115,22 +81,22 @@ func startNode(ctx context.Context, p paths, launcher batchlayer.Launcher, timer
 // loadView loads the dataset (its archive from the catalog) and the view
 // with its current version into the speed layer.
 func (n *node) loadView(ctx context.Context) error {
-	spec := flightsSpec()
+	spec := flights.Spec()
 	if err := n.layer.AddDataset(ctx, spec); err != nil {
 		return fmt.Errorf("load dataset: %w", err)
 	}
-	plan, err := viewsql.Analyze(ctx, n.db, viewSQL(), &spec)
+	plan, err := viewsql.Analyze(ctx, n.db, flights.ViewSQL(), &spec)
 	if err != nil {
 		return fmt.Errorf("analyze view: %w", err)
 	}
 	var version *catalog.ViewVersion
-	switch cur, err := n.cat.CurrentVersion(ctx, viewName); {
+	switch cur, err := n.cat.CurrentVersion(ctx, flights.View); {
 	case err == nil:
 		version = &cur
 	case !errors.Is(err, catalog.ErrNotFound):
 		return err
 	}
-	if err := n.layer.AddView(ctx, viewName, plan, version); err != nil {
+	if err := n.layer.AddView(ctx, flights.View, plan, version); err != nil {
 		return fmt.Errorf("load view: %w", err)
 	}
 	return nil

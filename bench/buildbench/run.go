@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/duet-analytics/duet/bench/internal/benchdoc"
+	"github.com/duet-analytics/duet/bench/internal/flights"
 	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/executor"
 
@@ -26,7 +28,7 @@ type bench struct {
 	cfg      Config
 	paths    paths
 	logger   *slog.Logger
-	gen      *generator
+	gen      *flights.Generator
 	launcher *timedLauncher
 	// warm keeps a standby executor, as a server does by default; cold
 	// starts each executor with its task (--executor-standby 0).
@@ -46,7 +48,7 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) (err error) {
 		return err
 	}
 	defer cleanup()
-	b, err := newBench(ctx, cfg, paths{dir: dir}, logger)
+	b, err := newBench(ctx, cfg, paths{flights.Paths{Dir: dir}}, logger)
 	if err != nil {
 		return err
 	}
@@ -75,7 +77,7 @@ func newBench(ctx context.Context, cfg Config, p paths, logger *slog.Logger) (*b
 	if err != nil {
 		return nil, err
 	}
-	gen, err := newGenerator(ctx, cfg, p)
+	gen, err := flights.NewGenerator(ctx, flights.Config{Rows: cfg.Rows, Days: cfg.Days, Seed: cfg.Seed}, p.Objects(), filepath.Join(p.Dir, "stage"))
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func newBench(ctx context.Context, cfg Config, p paths, logger *slog.Logger) (*b
 	b.res.Machine = machine
 	b.res.Data = DataInfo{
 		Rows: cfg.Rows, Days: cfg.Days, Seed: cfg.Seed, SegmentRows: cfg.SegmentRows,
-		IncrementRows: cfg.incrementRows(), LateDays: len(lateDays(cfg.Days)), Runs: cfg.Runs, ViewSQL: viewSQL(),
+		IncrementRows: cfg.incrementRows(), LateDays: len(lateDays(cfg.Days)), Runs: cfg.Runs, ViewSQL: flights.ViewSQL(),
 	}
 	logger.Info("machine", "cpus", machine.CPUs, "cpu", machine.CPUModel, "memory_gib", gib(machine.MemoryBytes),
 		"go", machine.GoVersion, "gomaxprocs", machine.GOMAXPROCS, "duckdb", machine.DuckDBVersion, "duckdb_threads", machine.DuckDBThreads)
@@ -116,13 +118,13 @@ func (b *bench) Close() error {
 // generate writes and records the master dataset.
 func (b *bench) generate(ctx context.Context) error {
 	start := time.Now()
-	files, err := b.gen.master(ctx, b.cfg.SegmentRows, func(first, end int64) {
+	files, err := b.gen.Master(ctx, b.cfg.SegmentRows, func(first, end int64) {
 		b.logger.Info("archived segment", "first", first, "end", end, "seconds", since(start))
 	})
 	if err != nil {
 		return fmt.Errorf("generate master dataset: %w", err)
 	}
-	if err := archive(ctx, b.paths, files); err != nil {
+	if err := flights.Archive(ctx, b.paths.Paths, files); err != nil {
 		return fmt.Errorf("record master dataset: %w", err)
 	}
 	b.archive = files

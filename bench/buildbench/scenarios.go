@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/duet-analytics/duet/batchlayer"
+	"github.com/duet-analytics/duet/bench/internal/flights"
 	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/executor"
 )
@@ -15,7 +16,7 @@ import (
 // measureFull alternates full builds with the direct DuckDB baseline, so
 // both see the same machine state.
 func (b *bench) measureFull(ctx context.Context) error {
-	rows := sumRows(b.archive)
+	rows := flights.SumRows(b.archive)
 	var full, direct timings
 	for i := range b.cfg.Runs {
 		v, s, err := b.build(ctx, fmt.Sprintf("full-%d", i+1), true)
@@ -43,7 +44,7 @@ func (b *bench) measureFull(ctx context.Context) error {
 }
 
 func (b *bench) checkAfterFull(ctx context.Context) error {
-	return b.check(ctx, "after the full builds", b.paths.directOut(), sumRows(b.archive))
+	return b.check(ctx, "after the full builds", b.paths.directOut(), flights.SumRows(b.archive))
 }
 
 // measureIncremental appends new data, restarts the node on it (so the speed
@@ -64,7 +65,7 @@ func (b *bench) incrementalRuns(ctx context.Context, name string, launcher *exec
 	defer func() { b.launcher.inner = b.warm }()
 	var inc timings
 	for i := range b.cfg.Runs {
-		prev, err := b.node.cat.CurrentVersion(ctx, viewName)
+		prev, err := b.node.cat.CurrentVersion(ctx, flights.View)
 		if err != nil {
 			return Scenario{}, err
 		}
@@ -81,11 +82,11 @@ func (b *bench) incrementalRuns(ctx context.Context, name string, launcher *exec
 		}
 		// An incremental build reads the new records and the base
 		// version's partial rows of the days they touch.
-		s.rowsRead = sumRows(added) + partialRowsOnDays(prev, v.Meta.Rebuilt)
+		s.rowsRead = flights.SumRows(added) + partialRowsOnDays(prev, v.Meta.Rebuilt)
 		inc = append(inc, s)
 		b.logger.Info(name+" build", "run", i+1, "version", v.Version, "seconds", s.wall.Seconds(), "cpu_seconds", s.cpu.Seconds(),
 			"executor_seconds", s.parts.executor.Seconds(), "upload_seconds", s.parts.uploads.Seconds(),
-			"new_rows", sumRows(added), "rows_read", s.rowsRead, "rebuilt", v.Meta.Rebuilt)
+			"new_rows", flights.SumRows(added), "rows_read", s.rowsRead, "rebuilt", v.Meta.Rebuilt)
 	}
 	return inc.scenario(b.cfg.incrementRows(), true), nil
 }
@@ -98,15 +99,15 @@ func (b *bench) appendIncrement(ctx context.Context) ([]catalog.ArchiveFile, err
 	}
 	b.node = nil
 	start := time.Now()
-	added, err := b.gen.increment(ctx, archivedEnd(b.archive), b.cfg.incrementRows(), lateDays(b.cfg.Days))
+	added, err := b.gen.Increment(ctx, archivedEnd(b.archive), b.cfg.incrementRows(), lateDays(b.cfg.Days))
 	if err != nil {
 		return nil, fmt.Errorf("generate increment: %w", err)
 	}
-	if err := archive(ctx, b.paths, added); err != nil {
+	if err := flights.Archive(ctx, b.paths.Paths, added); err != nil {
 		return nil, fmt.Errorf("record increment: %w", err)
 	}
 	b.archive = append(b.archive, added...)
-	b.logger.Info("increment archived", "rows", sumRows(added), "files", len(added), "seconds", since(start))
+	b.logger.Info("increment archived", "rows", flights.SumRows(added), "files", len(added), "seconds", since(start))
 	return added, b.start(ctx)
 }
 
@@ -135,7 +136,7 @@ func (b *bench) checkAfterIncremental(ctx context.Context) error {
 	if err := runBaseline(ctx, b.localPaths(b.archive), out); err != nil {
 		return err
 	}
-	return b.check(ctx, "after the incremental builds", out, sumRows(b.archive))
+	return b.check(ctx, "after the incremental builds", out, flights.SumRows(b.archive))
 }
 
 // build runs one build and times it. A standby executor is given time to
@@ -153,7 +154,7 @@ func (b *bench) build(ctx context.Context, job string, full bool) (catalog.ViewV
 	b.timer.reset()
 	var v catalog.ViewVersion
 	wall, cpu, err := measure(func() (err error) {
-		v, err = b.node.builder.Build(ctx, batchlayer.Request{JobID: job, View: viewName, Full: full})
+		v, err = b.node.builder.Build(ctx, batchlayer.Request{JobID: job, View: flights.View, Full: full})
 		return err
 	})
 	if err != nil {
@@ -162,11 +163,4 @@ func (b *bench) build(ctx context.Context, job string, full bool) (catalog.ViewV
 	return v, sample{wall: wall, cpu: cpu, parts: b.timer.snapshot()}, nil
 }
 
-func (b *bench) localPaths(files []catalog.ArchiveFile) []string {
-	out := make([]string, len(files))
-	for i, f := range files {
-		// A filesystem bucket resolves every valid name; generate uploaded these.
-		out[i], _ = b.gen.bucket.LocalPath(f.Path)
-	}
-	return out
-}
+func (b *bench) localPaths(files []catalog.ArchiveFile) []string { return b.gen.LocalPaths(files) }
