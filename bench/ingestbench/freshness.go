@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/duet-analytics/duet/bench/internal/benchserver"
 )
 
 // freshnessQuery asks the merged view (batch partials UNION ALL speed
@@ -65,11 +67,11 @@ func (b *bench) freshnessPhase(ctx context.Context, publish bool) (f Freshness, 
 	if publish {
 		dir = "freshness-publish"
 	}
-	srv, err := startServer(ctx, serverOptions{dataDir: serverDir(b.root, dir), duet: b.cfg.Duet})
+	srv, err := startServer(ctx, benchserver.Options{DataDir: serverDir(b.root, dir), Duet: b.cfg.Duet})
 	if err != nil {
 		return f, err
 	}
-	defer func() { err = errors.Join(err, srv.stop()) }()
+	defer func() { err = errors.Join(err, srv.Stop()) }()
 	if err := srv.setup(ctx, true); err != nil {
 		return f, err
 	}
@@ -129,7 +131,7 @@ func (b *bench) freshnessPhase(ctx context.Context, publish bool) (f Freshness, 
 		}
 		var p probe
 		p.sent = time.Now()
-		if _, err := srv.client.Ingest(ctx, datasetName, contentType(format), bodies[i]); err != nil {
+		if _, err := srv.Client.Ingest(ctx, datasetName, contentType(format), bodies[i]); err != nil {
 			return f, fmt.Errorf("probe %d: %w", i, err)
 		}
 		p.acked = time.Now()
@@ -197,7 +199,7 @@ func (p *serverProc) pollVisible(ctx context.Context, probe string, deadline tim
 	q := freshnessQuery(probe)
 	for polls := 1; ; polls++ {
 		var n int64
-		if err := p.trino.QueryRowContext(ctx, q).Scan(&n); err != nil {
+		if err := p.Trino.QueryRowContext(ctx, q).Scan(&n); err != nil {
 			return polls, fmt.Errorf("query the merged view: %w", err)
 		}
 		switch {

@@ -75,7 +75,7 @@ func (l *load) produce(ctx, stopping context.Context, c int, start time.Time) {
 		}
 		body := l.p.bodies[i%len(l.p.bodies)]
 		t0 := time.Now()
-		res, err := l.srv.client.Ingest(ctx, datasetName, contentType(l.p.format), body)
+		res, err := l.srv.Client.Ingest(ctx, datasetName, contentType(l.p.format), body)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -152,7 +152,7 @@ func otherCores(a, b snapshot) float64 {
 }
 
 func (l *load) snapshot() (snapshot, error) {
-	cpu, err := l.srv.cpu()
+	cpu, err := l.srv.CPU()
 	if err != nil {
 		return snapshot{}, err
 	}

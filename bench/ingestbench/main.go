@@ -17,11 +17,12 @@ import (
 	"syscall"
 
 	"github.com/duet-analytics/duet/bench/internal/benchenv"
+	"github.com/duet-analytics/duet/bench/internal/benchserver"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == childCommand {
-		if err := runChild(os.Args[2:]); err != nil {
+	if len(os.Args) > 1 && os.Args[1] == benchserver.ChildCommand {
+		if err := benchserver.RunChild(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "ingestbench server:", err)
 			os.Exit(1)
 		}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/duet-analytics/duet/bench/internal/benchserver"
 )
 
 // Segments of the memory phase never seal by size or age while it runs, so
@@ -24,19 +26,19 @@ const (
 // fresh server with the view, and divides the growth of its resident memory
 // by the number of events it retains.
 func (b *bench) measureMemory(ctx context.Context) (err error) {
-	srv, err := startServer(ctx, serverOptions{dataDir: serverDir(b.root, "memory"), duet: b.cfg.Duet,
-		segmentMaxRecords: memorySegmentRecords, segmentMaxAge: memorySegmentAge})
+	srv, err := startServer(ctx, benchserver.Options{DataDir: serverDir(b.root, "memory"), Duet: b.cfg.Duet,
+		SegmentMaxRecords: memorySegmentRecords, SegmentMaxAge: memorySegmentAge})
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, srv.stop()) }()
+	defer func() { err = errors.Join(err, srv.Stop()) }()
 	if err := srv.setup(ctx, true); err != nil {
 		return err
 	}
 	p := b.payloads[formatArrow]
 	// One batch first, so that what is set up on the first ingest (engine
 	// tables' first blocks, connections) is in the baseline.
-	if _, err := srv.client.Ingest(ctx, datasetName, contentType(p.format), p.bodies[0]); err != nil {
+	if _, err := srv.Client.Ingest(ctx, datasetName, contentType(p.format), p.bodies[0]); err != nil {
 		return fmt.Errorf("first batch: %w", err)
 	}
 	time.Sleep(memorySettle)
@@ -86,7 +88,7 @@ func (p *serverProc) memoryState(ctx context.Context) (memoryState, error) {
 	if s.rss, err = p.rss(); err != nil {
 		return s, err
 	}
-	d, err := p.client.GetDataset(ctx, datasetName)
+	d, err := p.Client.GetDataset(ctx, datasetName)
 	if err != nil {
 		return s, fmt.Errorf("read dataset status: %w", err)
 	}
@@ -104,11 +106,13 @@ func (p *serverProc) memoryState(ctx context.Context) (memoryState, error) {
 
 // metric reads one unlabelled sample from the server's /metrics.
 func (p *serverProc) metric(ctx context.Context, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.client.BaseURL()+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.Client.BaseURL()+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := p.http.Do(req)
+	// Two requests a phase: the shared client's pooled connections are
+	// not worth exposing for them.
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("read /metrics: %w", err)
 	}

@@ -58,11 +58,11 @@ func (r *rebuilder) loop(ctx context.Context) error {
 		default:
 		}
 		b := build{submitted: time.Now()}
-		job, err := r.srv.client.TriggerBuild(ctx, viewName)
+		job, err := r.srv.Client.TriggerBuild(ctx, viewName)
 		if err != nil {
 			return fmt.Errorf("submit a build of %s: %w", viewName, err)
 		}
-		if job, err = r.srv.client.WaitJob(ctx, job.ID, jobPoll); err != nil {
+		if job, err = r.srv.Client.WaitJob(ctx, job.ID, jobPoll); err != nil {
 			return fmt.Errorf("build %s of %s: %w", job.ID, viewName, err)
 		}
 		b.finished = time.Now()

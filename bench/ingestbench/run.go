@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/duet-analytics/duet/bench/internal/benchdoc"
+	"github.com/duet-analytics/duet/bench/internal/benchserver"
 	"github.com/duet-analytics/duet/server"
 
 	"github.com/duet-analytics/duet/bench/internal/benchenv"
@@ -119,18 +119,15 @@ func phaseName(format string, view bool, producers int) string {
 
 func (b *bench) throughputPhase(ctx context.Context, format string, view bool, producers int) (t Throughput, err error) {
 	name := phaseName(format, view, producers)
-	o := serverOptions{dataDir: serverDir(b.root, "throughput-"+name), duet: b.cfg.Duet}
+	profile := ""
 	if b.cfg.ProfileDir != "" {
-		if err := os.MkdirAll(b.cfg.ProfileDir, 0o755); err != nil {
-			return t, err
-		}
-		o.profile, _ = filepath.Abs(filepath.Join(b.cfg.ProfileDir, "ingest-"+name+".pprof"))
+		profile = filepath.Join(b.cfg.ProfileDir, "ingest-"+name+".pprof")
 	}
-	srv, err := startServer(ctx, o)
+	srv, err := startServer(ctx, benchserver.Options{DataDir: serverDir(b.root, "throughput-"+name), Duet: b.cfg.Duet, Profiling: profile != ""})
 	if err != nil {
 		return t, err
 	}
-	defer func() { err = errors.Join(err, srv.stop()) }()
+	defer func() { err = errors.Join(err, srv.Stop()) }()
 	if err := srv.setup(ctx, view); err != nil {
 		return t, err
 	}
@@ -145,10 +142,12 @@ func (b *bench) throughputPhase(ctx context.Context, format string, view bool, p
 		return t, err
 	}
 	l.latencies()
-	if o.profile != "" {
-		if err := srv.startProfile(); err != nil {
-			return t, err
-		}
+	// The CPU profile covers the measurement (rounded up to whole seconds).
+	// An early return leaves the fetch to end when the server stops.
+	var profiled chan error
+	if profile != "" {
+		profiled = make(chan error, 1)
+		go func() { profiled <- srv.Profile(ctx, b.cfg.Duration, profile, "") }()
 	}
 	if err := l.wait(ctx, b.cfg.Duration); err != nil {
 		return t, err
@@ -158,11 +157,6 @@ func (b *bench) throughputPhase(ctx context.Context, format string, view bool, p
 		return t, err
 	}
 	lat := sortedCopy(l.latencies())
-	if o.profile != "" {
-		if err := srv.stopProfile(); err != nil {
-			return t, err
-		}
-	}
 	backlog, err := srv.unarchived(ctx)
 	if err != nil {
 		return t, err
@@ -176,9 +170,14 @@ func (b *bench) throughputPhase(ctx context.Context, format string, view bool, p
 	if _, err := srv.waitArchived(ctx, server.DefaultConfig().SegmentMaxRecords+int64(b.cfg.Batch)); err != nil {
 		return t, err
 	}
-	drained, err := srv.cpu()
+	drained, err := srv.CPU()
 	if err != nil {
 		return t, err
+	}
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return t, fmt.Errorf("cpu profile: %w", err)
+		}
 	}
 	events := s1.acked - s0.acked
 	if events == 0 {
@@ -215,7 +214,7 @@ func (b *bench) throughputPhase(ctx context.Context, format string, view bool, p
 
 // unarchived is how many accepted events the server has not archived yet.
 func (p *serverProc) unarchived(ctx context.Context) (int64, error) {
-	d, err := p.client.GetDataset(ctx, datasetName)
+	d, err := p.Client.GetDataset(ctx, datasetName)
 	if err != nil {
 		return 0, fmt.Errorf("read dataset status: %w", err)
 	}
@@ -258,7 +257,7 @@ type accepted struct {
 // (requests abandoned at the end may have been kept unacknowledged), and
 // the view counts each of them once.
 func (p *serverProc) checkAccepted(ctx context.Context, acked int64, view bool) (accepted, error) {
-	d, err := p.client.GetDataset(ctx, datasetName)
+	d, err := p.Client.GetDataset(ctx, datasetName)
 	if err != nil {
 		return accepted{}, fmt.Errorf("read dataset status: %w", err)
 	}
@@ -267,7 +266,7 @@ func (p *serverProc) checkAccepted(ctx context.Context, acked int64, view bool) 
 	}
 	var a accepted
 	a.archivedEnd = d.Log.ArchivedOffset
-	if err := p.trino.QueryRowContext(ctx, "SELECT count(*) FROM raw."+datasetName).Scan(&a.rows); err != nil {
+	if err := p.Trino.QueryRowContext(ctx, "SELECT count(*) FROM raw."+datasetName).Scan(&a.rows); err != nil {
 		return a, fmt.Errorf("count raw rows: %w", err)
 	}
 	if a.rows != d.Log.EndOffset || a.rows < acked {
@@ -275,7 +274,7 @@ func (p *serverProc) checkAccepted(ctx context.Context, acked int64, view bool) 
 	}
 	if view {
 		var n int64
-		if err := p.trino.QueryRowContext(ctx, "SELECT CAST(sum(events) AS BIGINT) FROM views."+viewName).Scan(&n); err != nil {
+		if err := p.Trino.QueryRowContext(ctx, "SELECT CAST(sum(events) AS BIGINT) FROM views."+viewName).Scan(&n); err != nil {
 			return a, fmt.Errorf("sum the view's counts: %w", err)
 		}
 		if n != a.rows {

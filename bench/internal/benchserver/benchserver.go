@@ -118,6 +118,9 @@ type Options struct {
 	// Conns bounds the kept-alive HTTP connections to the server, for as
 	// many concurrent clients (default 64).
 	Conns int
+	// OnRetry, if set, is told of each ingest request Proc.Client resends
+	// (refused with 429 or 503), so a benchmark can count them.
+	OnRetry func(client.RetryEvent)
 }
 
 // Proc is a running server process and the clients of its API and SQL
@@ -234,6 +237,7 @@ func (p *Proc) connect(ctx context.Context, base string, o Options) error {
 	var err error
 	p.Client, err = client.NewWithConfig(base, p.http, client.Config{
 		IngestAttempts: 100, RetryDelay: 10 * time.Millisecond, MaxRetryDelay: time.Second,
+		OnRetry: o.OnRetry,
 	})
 	if err != nil {
 		return err
@@ -287,20 +291,30 @@ func (p *Proc) PID() int { return p.cmd.Process.Pid }
 func (p *Proc) CPU() (time.Duration, error) { return ProcessCPU(p.PID()) }
 
 // Profile writes a CPU profile and an allocation profile (the allocations
-// made during the period, not since the start) of the next d to cpuPath and
-// allocsPath. It blocks for about d; it needs Options.Profiling.
+// made during the period, not since the start) of the next d, rounded up to
+// whole seconds, to cpuPath and allocsPath; an empty path skips that
+// profile. It blocks for about d; it needs Options.Profiling.
 func (p *Proc) Profile(ctx context.Context, d time.Duration, cpuPath, allocsPath string) error {
 	if p.pprof == "" {
 		return errors.New("profile: the server was started without Options.Profiling")
 	}
 	secs := int(math.Ceil(d.Seconds()))
 	errs := make(chan error, 2)
+	n := 0
 	for _, f := range []struct{ path, file string }{{"profile", cpuPath}, {"allocs", allocsPath}} {
+		if f.file == "" {
+			continue
+		}
+		n++
 		go func() {
 			errs <- p.fetchProfile(ctx, fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", p.pprof, f.path, secs), f.file)
 		}()
 	}
-	return errors.Join(<-errs, <-errs)
+	var err error
+	for range n {
+		err = errors.Join(err, <-errs)
+	}
+	return err
 }
 
 func (p *Proc) fetchProfile(ctx context.Context, u, path string) error {
