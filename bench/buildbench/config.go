@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 
@@ -21,16 +20,7 @@ type Config struct {
 	SegmentRows int64
 	// IncrementPercent of Rows is appended before each incremental build.
 	IncrementPercent float64
-	// Out is the Markdown file whose build-bench section is rewritten.
-	Out string
-	// JSON receives the machine-readable results.
-	JSON string
-	// Duet is the duet binary executors run (`make build` writes bin/duet).
-	Duet string
-	// WorkDir holds the data directory; a temporary directory when empty.
-	WorkDir string
-	// Keep leaves the data directory in place afterwards.
-	Keep bool
+	benchenv.Common
 }
 
 func parseFlags(args []string) (Config, error) {
@@ -42,16 +32,9 @@ func parseFlags(args []string) (Config, error) {
 	fs.IntVar(&c.Runs, "runs", 3, "runs of each scenario")
 	fs.Int64Var(&c.SegmentRows, "segment", 1_000_000, "offsets per archived segment")
 	fs.Float64Var(&c.IncrementPercent, "increment", 1, "percent of -rows appended before each incremental build")
-	fs.StringVar(&c.Out, "out", "BENCHMARKS.md", "Markdown file to write the build-bench section into")
-	fs.StringVar(&c.JSON, "json", "bench/results/build.json", "JSON results file")
-	fs.StringVar(&c.Duet, "duet", "bin/duet", "duet binary the executors run (make build)")
-	fs.StringVar(&c.WorkDir, "workdir", "", "directory for the data (default: a new temporary directory)")
-	fs.BoolVar(&c.Keep, "keep", false, "keep the data directory afterwards")
-	if err := fs.Parse(args); err != nil {
+	c.Register(fs, "build-bench", "bench/results/build.json")
+	if err := benchenv.Parse(fs, args); err != nil {
 		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return c, c.Validate()
 }
@@ -72,12 +55,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-segment: at least 1, got %d", c.SegmentRows)
 	case c.IncrementPercent <= 0 || c.IncrementPercent > 100:
 		return fmt.Errorf("-increment: a percentage in (0, 100], got %g", c.IncrementPercent)
-	case c.Out == "" || c.JSON == "":
-		return errors.New("-out and -json: required")
 	}
-	duet, err := benchenv.DuetBinary(c.Duet)
-	c.Duet = duet
-	return err
+	return c.Common.Validate()
 }
 
 // incrementRows is how many rows each incremental run appends.

@@ -6,26 +6,6 @@
 // figures come from one undisturbed process per run.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/duet-analytics/duet/bench/internal/benchenv"
 
-	"github.com/duet-analytics/duet/bench/internal/benchenv"
-)
-
-func main() {
-	cfg, err := parseFlags(os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "buildbench:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, benchenv.ProgressLogger(os.Stderr)); err != nil {
-		fmt.Fprintln(os.Stderr, "buildbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchenv.Main("buildbench", parseFlags, run) }

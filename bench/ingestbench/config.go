@@ -37,20 +37,10 @@ type Config struct {
 	MemoryEvents int64
 	// Seed changes the generated values.
 	Seed int64
-	// Out is the Markdown file whose ingest-bench section is rewritten.
-	Out string
-	// JSON receives the machine-readable results.
-	JSON string
 	// ProfileDir, when set, receives a CPU profile of the server per
 	// throughput phase (ingest-<format>[-noview]-<producers>p.pprof).
 	ProfileDir string
-	// Duet is the duet binary the server runs its executors with, as
-	// `duet serve` runs itself (`make build` writes bin/duet).
-	Duet string
-	// WorkDir holds the servers' data directories; a temporary directory when empty.
-	WorkDir string
-	// Keep leaves the data directories in place afterwards.
-	Keep bool
+	benchenv.Common
 }
 
 func parseFlags(args []string) (Config, error) {
@@ -69,17 +59,10 @@ func parseFlags(args []string) (Config, error) {
 	fs.Float64Var(&c.LoadFraction, "load-fraction", 0.5, "fraction of the measured sustained rate sent during the freshness phase")
 	fs.Int64Var(&c.MemoryEvents, "memory-events", 2_000_000, "events ingested into unarchived segments for the memory measurement")
 	fs.Int64Var(&c.Seed, "seed", 1, "seed of the generated values")
-	fs.StringVar(&c.Out, "out", "BENCHMARKS.md", "Markdown file to write the ingest-bench section into")
-	fs.StringVar(&c.JSON, "json", "bench/results/ingest.json", "JSON results file")
+	c.Register(fs, "ingest-bench", "bench/results/ingest.json")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write a CPU profile of the server per throughput phase into this directory")
-	fs.StringVar(&c.Duet, "duet", "bin/duet", "duet binary the server starts its (standby) executors with (make build)")
-	fs.StringVar(&c.WorkDir, "workdir", "", "directory for the servers' data (default: a new temporary directory)")
-	fs.BoolVar(&c.Keep, "keep", false, "keep the data directories afterwards")
-	if err := fs.Parse(args); err != nil {
+	if err := benchenv.Parse(fs, args); err != nil {
 		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return c, c.Validate()
 }
@@ -110,12 +93,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-memory-events: at least one batch (%d), got %d", c.Batch, c.MemoryEvents)
 	case c.Seed < 0:
 		return fmt.Errorf("-seed: must not be negative, got %d", c.Seed)
-	case c.Out == "" || c.JSON == "":
-		return errors.New("-out and -json: required")
 	}
-	duet, err := benchenv.DuetBinary(c.Duet)
-	c.Duet = duet
-	return err
+	return c.Common.Validate()
 }
 
 // producerCounts is the -producers flag: distinct numbers of producers, in

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -9,9 +8,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 	"github.com/duet-analytics/duet/dataset"
 )
 
@@ -184,19 +183,11 @@ func newRecord(events []event) arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
-// encodeArrow writes an uncompressed Arrow IPC stream of one record batch.
+// encodeArrow is the events as an ingest body in Arrow IPC.
 func encodeArrow(events []event) ([]byte, error) {
 	rec := newRecord(events)
 	defer rec.Release()
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
-	if err := w.Write(rec); err != nil {
-		return nil, fmt.Errorf("encode Arrow IPC: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("encode Arrow IPC: %w", err)
-	}
-	return buf.Bytes(), nil
+	return benchenv.ArrowIPC(rec)
 }
 
 // arrowMemoryBytes is the size of the events' Arrow buffers in memory: what

@@ -47,19 +47,3 @@ func mustEncode(t *testing.T, format string, evs []event) []byte {
 	}
 	return b
 }
-
-func TestPercentileNearestRank(t *testing.T) {
-	var ds []time.Duration
-	for i := 1; i <= 100; i++ {
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	if p := percentile(ds, 0.5); p != 50*time.Millisecond {
-		t.Errorf("p50 = %s, want 50ms", p)
-	}
-	if p := percentile(ds, 0.99); p != 99*time.Millisecond {
-		t.Errorf("p99 = %s, want 99ms", p)
-	}
-	if p := percentile(ds[:1], 0.99); p != time.Millisecond {
-		t.Errorf("p99 of one = %s, want 1ms", p)
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 	"github.com/duet-analytics/duet/bench/internal/benchserver"
 )
 
@@ -170,8 +171,8 @@ func (b *bench) freshnessPhase(ctx context.Context, publish bool) (f Freshness, 
 	f = Freshness{
 		Format: format, Producers: producers, LoadFraction: b.cfg.LoadFraction, TargetRate: rate, Rate: float64(s1.acked-s0.acked) / wall,
 		Cores: (s1.cpu - s0.cpu).Seconds() / wall, OtherCores: otherCores(s0, s1), Probes: len(v), ProbeInterval: b.cfg.ProbeInterval.String(),
-		P50: ms(percentile(v, 0.5)), P99: ms(percentile(v, 0.99)), Max: ms(v[len(v)-1]),
-		AckP50: ms(percentile(a, 0.5)), AckP99: ms(percentile(a, 0.99)), MaxPolls: maxPolls,
+		P50: ms(benchenv.Percentile(v, 0.5)), P99: ms(benchenv.Percentile(v, 0.99)), Max: ms(v[len(v)-1]),
+		AckP50: ms(benchenv.Percentile(a, 0.5)), AckP99: ms(benchenv.Percentile(a, 0.99)), MaxPolls: maxPolls,
 		Query: freshnessQuery("probe-NNNNNN"),
 	}
 	attrs := []any{"format", format, "producers", producers, "events_per_s", fmt.Sprintf("%.0f", f.Rate), "target_events_per_s", fmt.Sprintf("%.0f", rate),

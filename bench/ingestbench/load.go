@@ -164,15 +164,6 @@ func (l *load) snapshot() (snapshot, error) {
 		cpu: cpu, selfCPU: selfCPU(), machine: machine}, nil
 }
 
-// percentile of sorted durations, nearest rank.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(float64(len(sorted))*p+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
 func sortedCopy(ds []time.Duration) []time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)

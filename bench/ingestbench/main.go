@@ -10,33 +10,11 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/duet-analytics/duet/bench/internal/benchenv"
 	"github.com/duet-analytics/duet/bench/internal/benchserver"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == benchserver.ChildCommand {
-		if err := benchserver.RunChild(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "ingestbench server:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	cfg, err := parseFlags(os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ingestbench:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, benchenv.ProgressLogger(os.Stderr)); err != nil {
-		fmt.Fprintln(os.Stderr, "ingestbench:", err)
-		os.Exit(1)
-	}
+	benchserver.ServeIfChild("ingestbench")
+	benchenv.Main("ingestbench", parseFlags, run)
 }

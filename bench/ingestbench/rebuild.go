@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/duet-analytics/duet/api"
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 // jobPoll is how often the rebuild loop asks whether its build finished:
@@ -128,11 +129,11 @@ func (r *rebuilder) summarize(probes []probe) Builds {
 	}
 	secs = sortedCopy(secs)
 	if len(secs) > 0 {
-		s.SecondsP50, s.SecondsMax = percentile(secs, 0.5).Seconds(), secs[len(secs)-1].Seconds()
+		s.SecondsP50, s.SecondsMax = benchenv.Percentile(secs, 0.5).Seconds(), secs[len(secs)-1].Seconds()
 	}
 	near = sortedCopy(near)
 	if len(near) > 0 {
-		s.NearP99, s.NearMax = ms(percentile(near, 0.99)), ms(near[len(near)-1])
+		s.NearP99, s.NearMax = ms(benchenv.Percentile(near, 0.99)), ms(near[len(near)-1])
 	}
 	return s
 }

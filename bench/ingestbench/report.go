@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/duet-analytics/duet/bench/internal/benchdoc"
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 // section is this program's section of BENCHMARKS.md.
@@ -105,16 +106,16 @@ func renderSection(r *Results) string {
 	return w.String()
 }
 
-func findTarget(r *Results, name string) (Target, bool) {
+func findTarget(r *Results, name string) (benchenv.Target, bool) {
 	for _, t := range r.Targets {
 		if t.Name == name {
 			return t, true
 		}
 	}
-	return Target{}, false
+	return benchenv.Target{}, false
 }
 
-func passMiss(t Target) string {
+func passMiss(t benchenv.Target) string {
 	if t.Pass {
 		return "PASS"
 	}

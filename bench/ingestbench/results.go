@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"time"
+
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 // The issue's targets.
@@ -37,9 +39,9 @@ type Results struct {
 	Freshness   Freshness    `json:"freshness"`
 	// FreshnessPublish is the same measurement while the view is rebuilt
 	// over and over, so probes land before, during and after handoffs.
-	FreshnessPublish Freshness `json:"freshness_during_publish"`
-	Memory           Memory    `json:"memory"`
-	Targets          []Target  `json:"targets"`
+	FreshnessPublish Freshness         `json:"freshness_during_publish"`
+	Memory           Memory            `json:"memory"`
+	Targets          []benchenv.Target `json:"targets"`
 }
 
 // Workload describes the events, the requests and the server setup.
@@ -176,21 +178,4 @@ type Memory struct {
 	GoHeapPerEvent   float64 `json:"go_heap_inuse_bytes_per_event"`
 	SegmentMaxRecord int64   `json:"segment_max_records"`
 	SegmentMaxAge    string  `json:"segment_max_age"`
-}
-
-// Target is one of the issue's goals and whether the run met it.
-type Target struct {
-	Name     string  `json:"name"`
-	Measured float64 `json:"measured"`
-	Limit    float64 `json:"limit"`
-	AtMost   bool    `json:"at_most"`
-	Pass     bool    `json:"pass"`
-}
-
-func newTarget(name string, measured, limit float64, atMost bool) Target {
-	pass := measured >= limit
-	if atMost {
-		pass = measured <= limit
-	}
-	return Target{Name: name, Measured: measured, Limit: limit, AtMost: atMost, Pass: pass}
 }

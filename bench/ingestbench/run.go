@@ -196,7 +196,7 @@ func (b *bench) throughputPhase(ctx context.Context, format string, view bool, p
 		OtherCores:      otherCores(s0, s1),
 		EventsPerSecond: float64(events) / wall, EventsPerCore: perCore,
 		MBPerSecond: float64(events) * p.bytesPerEvt / wall / 1e6,
-		LatencyP50:  ms(percentile(lat, 0.5)), LatencyP99: ms(percentile(lat, 0.99)),
+		LatencyP50:  ms(benchenv.Percentile(lat, 0.5)), LatencyP99: ms(benchenv.Percentile(lat, 0.99)),
 	}
 	check, err := srv.checkAccepted(ctx, s1.acked, view)
 	if err != nil {
@@ -296,10 +296,10 @@ func (b *bench) write(context.Context) error {
 		if t.Format == formatArrow {
 			limit = arrowTarget
 		}
-		r.Targets = append(r.Targets, newTarget(ingestTargetName(t.Format, t.Producers), t.EventsPerCore, limit, false))
+		r.Targets = append(r.Targets, benchenv.NewTarget(ingestTargetName(t.Format, t.Producers), t.EventsPerCore, limit, false))
 	}
-	r.Targets = append(r.Targets, newTarget(freshnessTargetName, r.Freshness.P99, freshnessTarget, true),
-		newTarget(publishTargetName, r.FreshnessPublish.P99, freshnessTarget, true))
+	r.Targets = append(r.Targets, benchenv.NewTarget(freshnessTargetName, r.Freshness.P99, freshnessTarget, true),
+		benchenv.NewTarget(publishTargetName, r.FreshnessPublish.P99, freshnessTarget, true))
 	for _, t := range r.Targets {
 		b.logger.Info("target", "name", t.Name, "measured", fmt.Sprintf("%.1f", t.Measured), "limit", t.Limit, "pass", t.Pass)
 	}

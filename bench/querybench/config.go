@@ -40,19 +40,10 @@ type Config struct {
 	Checks int
 	// IngestBatch is the events per ingest request.
 	IngestBatch int
-	// Out is the Markdown file whose query-bench section is rewritten.
-	Out string
-	// JSON receives the machine-readable results.
-	JSON string
 	// ProfileDir, when set, receives a CPU and an allocation profile of the
 	// server during the dashboard phase with the most clients.
 	ProfileDir string
-	// Duet is the binary the server runs its executors with.
-	Duet string
-	// WorkDir holds the data; a temporary directory when empty.
-	WorkDir string
-	// Keep leaves the data in place afterwards.
-	Keep bool
+	benchenv.Common
 }
 
 func parseFlags(args []string) (Config, error) {
@@ -71,17 +62,10 @@ func parseFlags(args []string) (Config, error) {
 	fs.IntVar(&c.Runs, "runs", 3, "incremental builds per size; windows per query phase for the spread of p99")
 	fs.IntVar(&c.Checks, "checks", 2, "parameter sets per query shape whose answers duet and DuckDB must agree on")
 	fs.IntVar(&c.IngestBatch, "ingest-batch", 50_000, "events per ingest request")
-	fs.StringVar(&c.Out, "out", "BENCHMARKS.md", "Markdown file to write the query-bench section into")
-	fs.StringVar(&c.JSON, "json", "bench/results/query.json", "JSON results file")
+	c.Register(fs, "query-bench", "bench/results/query.json")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "write CPU and allocation profiles of the server during the dashboard phase with the most clients into this directory")
-	fs.StringVar(&c.Duet, "duet", "bin/duet", "duet binary the server starts its executors with (make build)")
-	fs.StringVar(&c.WorkDir, "workdir", "", "directory for the data (default: a new temporary directory)")
-	fs.BoolVar(&c.Keep, "keep", false, "keep the data directory afterwards")
-	if err := fs.Parse(args); err != nil {
+	if err := benchenv.Parse(fs, args); err != nil {
 		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var err error
 	if c.Scales, err = parseList("-scales", scales, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }); err != nil {
@@ -143,12 +127,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-checks: at least 1, got %d", c.Checks)
 	case c.IngestBatch < 1 || c.IngestBatch > 1_000_000:
 		return fmt.Errorf("-ingest-batch: between 1 and 1,000,000, got %d", c.IngestBatch)
-	case c.Out == "" || c.JSON == "":
-		return errors.New("-out and -json: required")
 	}
-	duet, err := benchenv.DuetBinary(c.Duet)
-	c.Duet = duet
-	return err
+	return c.Common.Validate()
 }
 
 // sizes are every size measured, ascending: the scales and the main size.

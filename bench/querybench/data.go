@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,9 +12,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 	"github.com/duet-analytics/duet/bench/internal/benchserver"
 	"github.com/duet-analytics/duet/bench/internal/flights"
 	"github.com/duet-analytics/duet/internal/catalog"
@@ -140,7 +139,7 @@ func ingest(ctx context.Context, gen *flights.Generator, srv *benchserver.Proc, 
 		rec := b.NewRecordBatch()
 		defer rec.Release()
 		n = 0
-		body, err := encodeArrow(rec)
+		body, err := benchenv.ArrowIPC(rec)
 		if err != nil {
 			return err
 		}
@@ -179,17 +178,4 @@ func ingest(ctx context.Context, gen *flights.Generator, srv *benchserver.Proc, 
 		return 0, fmt.Errorf("ingest: the server accepted %d of %d events", got, end-first)
 	}
 	return time.Since(start), nil
-}
-
-// encodeArrow writes an uncompressed Arrow IPC stream of one record batch.
-func encodeArrow(rec arrow.RecordBatch) ([]byte, error) {
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
-	if err := w.Write(rec); err != nil {
-		return nil, fmt.Errorf("encode Arrow IPC: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("encode Arrow IPC: %w", err)
-	}
-	return buf.Bytes(), nil
 }

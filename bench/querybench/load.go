@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 )
 
 // system is what answers the dashboard: duet through the SQL gateway, or
@@ -158,15 +160,6 @@ func query(ctx context.Context, db *sql.DB, q string, keep bool) ([][]any, error
 	return out, rows.Close()
 }
 
-// percentile of sorted durations, nearest rank.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(float64(len(sorted))*p+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // latencies are the sorted latencies of the requests that match.
@@ -193,13 +186,13 @@ func summarize(sys string, state string, clients int, pr phaseRun, windows int) 
 	p := Phase{
 		System: sys, State: state, Clients: clients, Requests: len(all), Seconds: pr.window.Seconds(),
 		QPS: float64(len(all)) / pr.window.Seconds(),
-		P50: ms(percentile(all, 0.5)), P99: ms(percentile(all, 0.99)), Max: ms(all[len(all)-1]), Mean: ms(sum) / float64(len(all)),
+		P50: ms(benchenv.Percentile(all, 0.5)), P99: ms(benchenv.Percentile(all, 0.99)), Max: ms(all[len(all)-1]), Mean: ms(sum) / float64(len(all)),
 		CPUMsPerQuery: ms(pr.cpu) / float64(len(all)), Cores: pr.cpu.Seconds() / pr.elapsed.Seconds(),
 	}
 	for s := range shapes {
 		l := latencies(pr.requests, func(r request) bool { return r.shape == s })
 		if len(l) > 0 {
-			p.Shapes = append(p.Shapes, ShapeLatency{Name: shapes[s].Name, Requests: len(l), P50: ms(percentile(l, 0.5)), P99: ms(percentile(l, 0.99))})
+			p.Shapes = append(p.Shapes, ShapeLatency{Name: shapes[s].Name, Requests: len(l), P50: ms(benchenv.Percentile(l, 0.5)), P99: ms(benchenv.Percentile(l, 0.99))})
 		}
 	}
 	from := pr.from
@@ -209,7 +202,7 @@ func summarize(sys string, state string, clients int, pr phaseRun, windows int) 
 		hi := from.Add(pr.window * time.Duration(w+1) / time.Duration(windows))
 		l := latencies(pr.requests, func(r request) bool { return !r.start.Before(lo) && r.start.Before(hi) })
 		if len(l) > 0 {
-			p99s = append(p99s, ms(percentile(l, 0.99)))
+			p99s = append(p99s, ms(benchenv.Percentile(l, 0.99)))
 		}
 	}
 	p.P99Windows = summary(p99s)

@@ -8,27 +8,6 @@ import (
 	"time"
 )
 
-func TestPercentileNearestRank(t *testing.T) {
-	var ds []time.Duration
-	for i := 1; i <= 100; i++ {
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{0.5, 50 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}, {0, time.Millisecond}} {
-		if got := percentile(ds, c.p); got != c.want {
-			t.Errorf("percentile(1..100 ms, %g) = %s, want %s", c.p, got, c.want)
-		}
-	}
-	if got := percentile(ds[:3], 0.99); got != 3*time.Millisecond {
-		t.Errorf("p99 of three = %s, want the largest, 3ms", got)
-	}
-	if got := percentile(nil, 0.5); got != 0 {
-		t.Errorf("percentile of none = %s, want 0", got)
-	}
-}
-
 // summarize counts every request of the measurement, and cuts it into
 // parts by start time for the spread of the p99.
 func TestSummarizePhase(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/duet-analytics/duet/bench/internal/benchdoc"
+	"github.com/duet-analytics/duet/bench/internal/benchenv"
 	"github.com/duet-analytics/duet/bench/internal/flights"
 )
 
@@ -115,7 +116,7 @@ func renderScales(w *strings.Builder, r *Results) {
 		if s.Baseline != nil {
 			bp50, bp99, ratio = f1(s.Baseline.P50), f1(s.Baseline.P99), times(s.Baseline.P99/s.Duet.P99)
 		}
-		t := newTarget("", s.Duet.P99, latencyTarget, true)
+		t := benchenv.NewTarget("", s.Duet.P99, latencyTarget, true)
 		fmt.Fprintf(w, "| %s | %.1f | %d (%.0f) | %.1f | %.1f | %s | %s | %s | %.2f | %s | %s | %s | %s |\n",
 			benchdoc.Thousands(s.Events), s.Days, s.Files, float64(s.Bytes)/(1<<20), s.Duet.P50, s.Duet.P99, bp50, bp99, ratio,
 			s.FullBuildSeconds, benchdoc.Thousands(s.IncrementEvents), spread(s.Incremental, "%.2f"), spread(s.IncrementalJob, "%.2f"), result(&t))
@@ -197,7 +198,7 @@ func clientsOf(ps []Phase) []int {
 	return slices.Compact(out)
 }
 
-func result(t *Target) string {
+func result(t *benchenv.Target) string {
 	switch {
 	case t == nil:
 		return "—"

@@ -27,11 +27,11 @@ type Results struct {
 	Dashboard []Phase `json:"dashboard"`
 	// BatchOnly is the same queries on duet after a build covered every
 	// event: the batch view alone, the speed layer empty.
-	BatchOnly []Phase   `json:"batch_only"`
-	Scales    []Scale   `json:"scales"`
-	Targets   []Target  `json:"targets"`
-	Checks    []Check   `json:"checks"`
-	Profiles  *Profiles `json:"profiles,omitempty"`
+	BatchOnly []Phase           `json:"batch_only"`
+	Scales    []Scale           `json:"scales"`
+	Targets   []benchenv.Target `json:"targets"`
+	Checks    []Check           `json:"checks"`
+	Profiles  *Profiles         `json:"profiles,omitempty"`
 }
 
 // Setup is how the run was made.
@@ -144,24 +144,6 @@ func summary(xs []float64) Summary {
 	return Summary{Median: m, Min: s[0], Max: s[n-1], N: n}
 }
 
-// Target is one of the issue's goals and whether the run met it.
-type Target struct {
-	Name     string  `json:"name"`
-	Measured float64 `json:"measured"`
-	// Limit is the bound: at most it when AtMost, else at least it.
-	Limit  float64 `json:"limit"`
-	AtMost bool    `json:"at_most"`
-	Pass   bool    `json:"pass"`
-}
-
-func newTarget(name string, measured, limit float64, atMost bool) Target {
-	pass := measured >= limit
-	if atMost {
-		pass = measured <= limit
-	}
-	return Target{Name: name, Measured: measured, Limit: limit, AtMost: atMost, Pass: pass}
-}
-
 // Check is one comparison of duet's answers with DuckDB's.
 type Check struct {
 	Events int64  `json:"events"`
@@ -203,25 +185,25 @@ func overheadTargetName(clients int) string {
 }
 
 // targets are the issue's goals at every number of clients measured.
-func (r *Results) targets() []Target {
-	var out []Target
+func (r *Results) targets() []benchenv.Target {
+	var out []benchenv.Target
 	for _, d := range r.Dashboard {
 		if d.System != systemDuet {
 			continue
 		}
-		out = append(out, newTarget(latencyTargetName(r.Setup.Rows, d.Clients), d.P99, latencyTarget, true))
+		out = append(out, benchenv.NewTarget(latencyTargetName(r.Setup.Rows, d.Clients), d.P99, latencyTarget, true))
 		if b := phase(r.Dashboard, systemDuckDB, d.Clients); b != nil {
-			out = append(out, newTarget(speedupTargetName(r.Setup.Rows, d.Clients), b.P99/d.P99, speedupTarget, false))
+			out = append(out, benchenv.NewTarget(speedupTargetName(r.Setup.Rows, d.Clients), b.P99/d.P99, speedupTarget, false))
 		}
 		if b := phase(r.BatchOnly, systemDuet, d.Clients); b != nil {
-			out = append(out, newTarget(overheadTargetName(d.Clients), d.P50/b.P50, overheadTarget, true))
+			out = append(out, benchenv.NewTarget(overheadTargetName(d.Clients), d.P50/b.P50, overheadTarget, true))
 		}
 	}
 	return out
 }
 
 // target finds a target by name.
-func (r *Results) target(name string) *Target {
+func (r *Results) target(name string) *benchenv.Target {
 	for i := range r.Targets {
 		if r.Targets[i].Name == name {
 			return &r.Targets[i]

@@ -37,10 +37,21 @@ import (
 )
 
 // ChildCommand is the first argument that makes a benchmark program run
-// RunChild instead of the benchmark:
-//
-//	if len(os.Args) > 1 && os.Args[1] == benchserver.ChildCommand { ... RunChild(os.Args[2:]) ... }
+// RunChild instead of the benchmark (see ServeIfChild).
 const ChildCommand = "serve-child"
+
+// ServeIfChild, first thing in a benchmark program's main, runs the server
+// and exits when Start started this process as the benchmark's server.
+func ServeIfChild(program string) {
+	if len(os.Args) < 2 || os.Args[1] != ChildCommand {
+		return
+	}
+	if err := RunChild(os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, program+" server:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
 
 // RunChild is the server process: server.DefaultConfig (what `duet serve`
 // runs without flags) on a data directory, with the flags Start passes
