@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,18 +26,6 @@ func startSharedStores(t *testing.T) sharedStores {
 		flags: []string{"--catalog", dsn, "--object-store", "s3://duet/prod", "--s3-endpoint", m.URL(), "--object-cache-bytes", "64000000"},
 		env:   []string{"AWS_ACCESS_KEY_ID=" + m.AccessKey(), "AWS_SECRET_ACCESS_KEY=" + m.SecretKey(), "AWS_REGION=us-east-1"},
 		minio: m,
-	}
-}
-
-// waitLog waits until the process has logged want.
-func waitLog(t *testing.T, p *proc, want string) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(p.logText(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log within 2 minutes\n%s", want, p.logText())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -130,7 +117,7 @@ func TestReplicasFailover(t *testing.T) {
 
 	// The follower takes the lock once PostgreSQL frees the dead leader's.
 	killed := time.Now()
-	waitLog(t, b, `msg="duet serving"`)
+	waitLogLines(t, b, 0, 2*time.Minute, `msg="duet serving"`)
 	t.Logf("the follower led %s after the leader was killed", time.Since(killed).Round(time.Millisecond))
 
 	j, err = b.client.WaitJob(ctx, j.ID, 50*time.Millisecond)

@@ -268,42 +268,6 @@ func requireUnarchived(t *testing.T, p *proc, events int, step string) {
 	}
 }
 
-// logLines counts the lines of the server's log that hold every one of subs.
-func logLines(p *proc, subs ...string) int { return len(matchingLines(p, subs...)) }
-
-func matchingLines(p *proc, subs ...string) []string {
-	var out []string
-	for line := range strings.SplitSeq(p.logText(), "\n") {
-		all := true
-		for _, s := range subs {
-			all = all && strings.Contains(line, s)
-		}
-		if all {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-// waitLogLines waits until more than before lines of the log hold all of subs.
-func waitLogLines(t *testing.T, p *proc, before int, within time.Duration, subs ...string) {
-	t.Helper()
-	waitFor(t, fmt.Sprintf("new log line with %q", subs), within, 20*time.Millisecond, func() bool {
-		return logLines(p, subs...) > before
-	})
-}
-
-func waitFor(t *testing.T, what string, within, every time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s", what, within)
-		}
-		time.Sleep(every)
-	}
-}
-
 // catalogFile is an object as the catalog records it.
 type catalogFile struct {
 	first, end int64 // archive files only

@@ -59,8 +59,7 @@ func NewReplica(ctx context.Context, cfg Config, logger *slog.Logger) (*Replica,
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	r := &Replica{cfg: cfg, logger: logger}
-	probe := &Server{cfg: cfg, logger: logger}
-	if r.cat, err = openCatalog(ctx, cfg, probe); err != nil {
+	if r.cat, err = openCatalog(ctx, cfg, logger); err != nil {
 		return nil, err
 	}
 	if r.listener, err = listen(cfg.Listen, tlsCfg); err != nil {

@@ -131,7 +131,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.cfg.DataDir = abs
 
 	if s.cat == nil {
-		if s.cat, err = openCatalog(ctx, cfg, s); err != nil {
+		if s.cat, err = openCatalog(ctx, s.cfg, s.logger); err != nil {
 			return err
 		}
 	}

@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/duet-analytics/duet/internal/catalog"
@@ -41,8 +43,8 @@ func (c *Config) validateStores() error {
 
 // openCatalog opens the configured catalog: PostgreSQL, or the SQLite file
 // in the data directory.
-func openCatalog(ctx context.Context, cfg Config, s *Server) (*catalog.Store, error) {
-	logger := s.logger.With("component", "catalog")
+func openCatalog(ctx context.Context, cfg Config, logger *slog.Logger) (*catalog.Store, error) {
+	logger = logger.With("component", "catalog")
 	if isPostgres(cfg.Catalog) {
 		cat, err := catalog.OpenPostgres(ctx, cfg.Catalog, logger)
 		if err != nil {
@@ -50,7 +52,7 @@ func openCatalog(ctx context.Context, cfg Config, s *Server) (*catalog.Store, er
 		}
 		return cat, nil
 	}
-	cat, err := catalog.Open(ctx, s.dir("catalog.db"), logger)
+	cat, err := catalog.Open(ctx, filepath.Join(cfg.DataDir, "catalog.db"), logger)
 	if err != nil {
 		return nil, fmt.Errorf("open catalog: %w", err)
 	}
