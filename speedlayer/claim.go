@@ -14,6 +14,7 @@ import (
 
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/internal/durable"
 	"github.com/duet-analytics/duet/internal/eventlog"
 )
 
@@ -184,35 +185,8 @@ func writeEpoch(path string, epoch int64) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write log epoch: %w", err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	if err := durable.WriteFile(path, []byte(strconv.FormatInt(epoch, 10)+"\n")); err != nil {
 		return fmt.Errorf("write log epoch: %w", err)
 	}
-	_, err = f.WriteString(strconv.FormatInt(epoch, 10) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path))
-	}
-	if err != nil {
-		return fmt.Errorf("write log epoch %s: %w", path, err)
-	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

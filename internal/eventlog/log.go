@@ -25,6 +25,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/duet-analytics/duet/internal/durable"
 )
 
 // Errors callers may test for with errors.Is.
@@ -311,7 +313,7 @@ func (l *Log) TruncateBefore(off int64) error {
 		}
 	}
 	l.segs = append([]segment(nil), l.segs[n:]...)
-	if err := syncDir(l.dir); err != nil {
+	if err := durable.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("truncate event log: %w", err)
 	}
 	l.logger.Debug("event log truncated", "before", off, "segments_deleted", n, "first_offset", l.segs[0].first)
@@ -347,7 +349,7 @@ func (l *Log) Restart(at int64) error {
 			return fail(fmt.Errorf("delete segment %d: %w", s.first, err))
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := durable.SyncDir(l.dir); err != nil {
 		return fail(err)
 	}
 	if err := createSegment(l.dir, at); err != nil {

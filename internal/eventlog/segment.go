@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/duet-analytics/duet/internal/durable"
 )
 
 const segmentExt = ".wal"
@@ -42,7 +44,7 @@ func createSegment(dir string, first int64) error {
 		// Left by an earlier Roll that failed after creating it; an empty
 		// file is exactly what we would create.
 		if st, serr := os.Stat(path); serr == nil && st.Size() == 0 {
-			return syncDir(dir)
+			return durable.SyncDir(dir)
 		}
 	}
 	if err != nil {
@@ -51,25 +53,8 @@ func createSegment(dir string, first int64) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("create segment %d: %w", first, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("create segment %d: %w", first, err)
-	}
-	return nil
-}
-
-// syncDir fsyncs a directory so that file creations and deletions in it
-// survive a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/duet-analytics/duet/internal/durable"
 )
 
 // Filesystem is a bucket in a local directory: object "a/b" is the file
@@ -93,8 +95,8 @@ func (b *Filesystem) Upload(ctx context.Context, name string, r io.Reader) (err 
 	if err := os.Rename(tmp, p); err != nil {
 		return fmt.Errorf("upload %s: %w", name, b.explainConflict(name, err))
 	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("upload %s: sync directory: %w", name, err)
+	if err := durable.SyncDir(dir); err != nil {
+		return fmt.Errorf("upload %s: %w", name, err)
 	}
 	return nil
 }
@@ -141,7 +143,7 @@ func (b *Filesystem) mkdirAll(dir string) error {
 		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+		if err := durable.SyncDir(filepath.Dir(missing[i])); err != nil {
 			return err
 		}
 	}
@@ -254,8 +256,8 @@ func (b *Filesystem) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	dir := filepath.Dir(p)
-	if err := syncDir(dir); err != nil && !isNotExist(err) {
-		return fmt.Errorf("delete %s: sync directory: %w", name, err)
+	if err := durable.SyncDir(dir); err != nil && !isNotExist(err) {
+		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	for d := dir; d != b.root && len(d) > len(b.root); d = filepath.Dir(d) {
 		// Fails harmlessly (ENOTEMPTY) once a directory still holds
@@ -333,18 +335,6 @@ func (b *Filesystem) walk(ctx context.Context, dir, rel, prefix string, fn func(
 
 func isNotExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // ctxReader stops a long copy once the context is done.
