@@ -307,6 +307,9 @@ func (l *Local) watch(ctx context.Context, p *process, dir string) (lost bool) {
 	}
 }
 
+// statusDrain bounds reading an exited executor's last heartbeats.
+const statusDrain = time.Second
+
 // process is one executor process in its own process group, so that killing
 // it kills anything it started.
 type process struct {
@@ -349,8 +352,13 @@ func start(command []string, dir string, args ...string) (*process, error) {
 	}
 	go func() {
 		p.err = cmd.Wait()
-		p.status.Close()
+		// The last heartbeats may still be in the pipe: closing it now
+		// would drop them. A watcher reads up to EOF, which comes as the
+		// executor's end closed, or up to the deadline when a killed
+		// executor's children still hold that end.
+		p.status.SetReadDeadline(time.Now().Add(statusDrain))
 		close(p.done)
+		time.AfterFunc(statusDrain, func() { p.status.Close() })
 	}()
 	return p, nil
 }
