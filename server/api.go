@@ -41,6 +41,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/views", s.listViews)
 	mux.HandleFunc("GET /v1/views/{name}", s.getView)
 	mux.HandleFunc("POST /v1/views/{name}/builds", s.buildView)
+	s.rowsRoutes(mux)
 	s.jobRoutes(mux)
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))

@@ -32,6 +32,7 @@ var readEndpoints = map[string]struct{ schema, what string }{
 	"GET /v1/datasets/{name}":       {"raw", "dataset"},
 	"GET /v1/views/{name}":          {"views", "view"},
 	"GET /v1/views/{name}/versions": {"views", "view"},
+	"GET /v1/views/{name}/rows":     {"views", "view"},
 }
 
 const ingestEndpoint = "POST /v1/ingest/{dataset}"

@@ -56,6 +56,11 @@ type Config struct {
 	// unarchived records and view partials: a size ("512MiB") or a share of
 	// the engine's memory limit ("25%"). At the budget, ingest answers 429.
 	SpeedMemoryBudget string `yaml:"speed_memory_budget"`
+	// ViewCacheRows: a published view version of at most this many rows is
+	// copied into the engine (a file-backed table its buffer manager may
+	// evict) and queries read it there rather than its Parquet files; 0
+	// always reads the files.
+	ViewCacheRows int64 `yaml:"view_cache_rows"`
 	// Executor says how executors start: the duet command (empty: this
 	// process's executable) and how many wait warmed up for a task.
 	Executor executor.Config `yaml:"executor"`
@@ -81,6 +86,9 @@ type Config struct {
 	QueryMaxQueued     int   `yaml:"query_max_queued"`
 	QueryMaxRows       int64 `yaml:"query_max_rows"`
 	QueryHistory       int   `yaml:"query_history"`
+	// RowsCacheBytes bounds the cache of GET /v1/views/{name}/rows answers
+	// (0 disables it).
+	RowsCacheBytes int64 `yaml:"rows_cache_bytes"`
 	// RoutingFile is a JSON file of Trino clusters and the rules sending
 	// statements to them (see sqlgateway.RoutingConfig); empty runs every
 	// statement here.
@@ -107,6 +115,7 @@ func DefaultConfig() Config {
 		SegmentMaxAge:      30 * time.Second,
 		MaxIngestBytes:     64 << 20,
 		SpeedMemoryBudget:  speedlayer.DefaultMemoryBudget,
+		ViewCacheRows:      1_000_000,
 		ShutdownTimeout:    10 * time.Second,
 		Scheduler:          scheduler.DefaultConfig(),
 		KeepVersions:       5,
@@ -114,6 +123,7 @@ func DefaultConfig() Config {
 		CompactionTarget:   128 << 20,
 		CompactionSchedule: "@hourly",
 		QueryTimeout:       5 * time.Minute,
+		RowsCacheBytes:     64 << 20,
 		Executor:           executor.Config{Standby: 1, HeartbeatTimeout: executor.DefaultHeartbeatTimeout},
 	}
 }
@@ -177,6 +187,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.RowsCacheBytes < 0 {
+		return fmt.Errorf("rows_cache_bytes %d: must be 0 (no cache) or more", c.RowsCacheBytes)
 	}
 	if c.SegmentMaxRecords < 0 || c.SegmentMaxAge < 0 || c.MaxIngestBytes < 0 {
 		return errors.New("segment_max_records, segment_max_age and max_ingest_bytes must be positive")

@@ -142,6 +142,7 @@ func (s *Server) open(ctx context.Context) error {
 	ecfg := cfg.Engine
 	ecfg.AllowedDirectories = append(ecfg.AllowedDirectories, objects, s.dir("engine-tmp"), s.dir("scratch"))
 	ecfg.TempDirectory = s.dir("engine-tmp")
+	ecfg.CacheFile = s.dir("view-cache.duckdb")
 	if s.db, err = engine.Open(ctx, ecfg, s.logger.With("component", "engine")); err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.speed, err = speedlayer.New(speedlayer.Config{
 		LogDir: s.dir("log"), ScratchDir: s.dir("scratch"),
 		SegmentMaxRecords: cfg.SegmentMaxRecords, SegmentMaxAge: cfg.SegmentMaxAge,
-		MemoryBudget: cfg.SpeedMemoryBudget, Epoch: cfg.replica.leaderEpoch(),
+		MemoryBudget: cfg.SpeedMemoryBudget, ViewCacheRows: cfg.ViewCacheRows, Epoch: cfg.replica.leaderEpoch(),
 	}, s.db, s.cat, archive, s.bucket, serving.NewMerger(s.bucket), s.logger.With("component", "speedlayer"), s.registry)
 	if err != nil {
 		return err

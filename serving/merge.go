@@ -42,6 +42,16 @@ func (m *Merger) RawSQL(spec *dataset.Spec, archive []catalog.ArchiveFile, speed
 
 // ViewSQL is a view's merged, exact answer.
 func (m *Merger) ViewSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedTable string) (string, error) {
+	partials, err := m.PartialsSQL(plan, batch, speedTable)
+	if err != nil {
+		return "", err
+	}
+	return plan.FinalSQL("(" + partials + ") AS __partials"), nil
+}
+
+// PartialsSQL is a view's partial rows, batch UNION ALL speed: what its
+// final form merges, and what a rollup over fewer keys merges exactly.
+func (m *Merger) PartialsSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedTable string) (string, error) {
 	names := make([]string, 0, len(plan.Partial))
 	for _, c := range plan.Partial {
 		names = append(names, c.Name)
@@ -50,11 +60,7 @@ func (m *Merger) ViewSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedT
 	for i, f := range batch {
 		files[i] = f.Path
 	}
-	partials, err := m.union(columnList(names), files, speedTable)
-	if err != nil {
-		return "", err
-	}
-	return plan.FinalSQL("(" + partials + ") AS __partials"), nil
+	return m.union(columnList(names), files, speedTable)
 }
 
 func (m *Merger) union(cols string, files []string, speedTable string) (string, error) {
@@ -87,4 +93,15 @@ func columnList(names []string) string {
 		q[i] = dataset.QuoteIdent(n)
 	}
 	return strings.Join(q, ", ")
+}
+
+// PartialsOverTableSQL is PartialsSQL with the batch version's partials
+// read from batchTable, a copy of its files in the engine.
+func (m *Merger) PartialsOverTableSQL(plan *viewsql.Plan, batchTable, speedTable string) string {
+	names := make([]string, len(plan.Partial))
+	for i, c := range plan.Partial {
+		names[i] = c.Name
+	}
+	cols := columnList(names)
+	return "SELECT " + cols + " FROM " + batchTable + " UNION ALL SELECT " + cols + " FROM " + speedTable
 }

@@ -19,12 +19,14 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/internal/engine"
 	"github.com/duet-analytics/duet/internal/viewsql"
 )
 
@@ -73,6 +75,10 @@ type Files interface {
 type Merger interface {
 	RawSQL(spec *dataset.Spec, archive []catalog.ArchiveFile, speedTable string) (string, error)
 	ViewSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedTable string) (string, error)
+	// PartialsSQL is the partial rows ViewSQL merges.
+	PartialsSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedTable string) (string, error)
+	// PartialsOverTableSQL is PartialsSQL over a copy of the batch files.
+	PartialsOverTableSQL(plan *viewsql.Plan, batchTable, speedTable string) string
 }
 
 // Config tunes segment sizes and the background loop.
@@ -91,6 +97,11 @@ type Config struct {
 	// partials: a size ("512MiB") or a share of the engine's memory limit
 	// ("25%", the default). See budget.go.
 	MemoryBudget string `yaml:"memory_budget"`
+	// ViewCacheRows: a batch version of at most this many rows is copied
+	// into a table of the engine's cache database (engine.CacheCatalog) when
+	// it is published, and queries read that instead of its Parquet files;
+	// 0 reads the files.
+	ViewCacheRows int64 `yaml:"view_cache_rows"`
 	// Epoch is the leadership epoch this process writes the logs under when
 	// replicas share the catalog (see claim.go); 0 when one process owns it.
 	Epoch int64 `yaml:"-"`
@@ -155,6 +166,9 @@ type Layer struct {
 
 	kick chan struct{}
 
+	// cacheSeq numbers the tables batch versions are copied into.
+	cacheSeq atomic.Int64
+
 	mu       sync.RWMutex
 	datasets map[string]*datasetState
 	views    map[string]*viewState
@@ -171,6 +185,15 @@ func New(cfg Config, db *sql.DB, cat Catalog, bucket Bucket, files Files, merger
 	limit, err := resolveBudget(cfg.MemoryBudget, db, logger)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ViewCacheRows > 0 {
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", engine.CacheCatalog).Scan(&n); err != nil {
+			return nil, fmt.Errorf("look for the engine's cache database: %w", err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("view cache of %d rows: the engine has no cache database (engine.Config.CacheFile)", cfg.ViewCacheRows)
+		}
 	}
 	return &Layer{
 		cfg: cfg, db: db, cat: cat, bucket: bucket, files: files, merger: merger,

@@ -48,6 +48,7 @@ import (
 	"github.com/duet-analytics/duet/internal/catalog"
 	"github.com/duet-analytics/duet/internal/lambdatest"
 	"github.com/duet-analytics/duet/internal/viewsql"
+	"github.com/duet-analytics/duet/speedlayer"
 )
 
 var (
@@ -923,7 +924,10 @@ type propRun struct {
 	d    *propDataset
 	dir  string
 	opts lambdatest.Options
-	n    *lambdatest.Node
+	// viewCache is the layer's ViewCacheRows: some versions are read from
+	// an engine copy, others from their files, or all of one kind.
+	viewCache int64
+	n         *lambdatest.Node
 
 	views   []*viewDef // created
 	later   []*viewDef // created at a later step
@@ -977,10 +981,11 @@ func runProperty(t *testing.T, seed uint64, steps int, total *propertyStats) {
 	// spend their time waking each other for queries of a few thousand rows.
 	r.opts = lambdatest.Options{Spec: &r.d.spec, SegmentRecords: r.segmentRecords(), Threads: 1,
 		Batch: batchlayer.Config{KeepVersions: keep, GCGrace: grace, ExecutorThreads: 1}}
+	r.chooseViewCache()
 	r.n = lambdatest.Start(t, r.dir, r.opts)
 	defer func() { r.n.Stop() }()
 	r.resetExpected()
-	r.history = append(r.history, fmt.Sprintf("start: segments of %d records, keep %d versions, gc grace %s", r.opts.SegmentRecords, keep, grace))
+	r.history = append(r.history, fmt.Sprintf("start: segments of %d records, keep %d versions, gc grace %s, versions of up to %d rows copied into the engine", r.opts.SegmentRecords, keep, grace, r.viewCache))
 
 	for range 2 + rnd.IntN(3) {
 		v := r.genView()
@@ -1178,9 +1183,10 @@ func (r *propRun) step(step int) (op, desc string) {
 	case p < 81:
 		r.n.Stop()
 		r.opts.SegmentRecords = r.segmentRecords()
+		r.chooseViewCache()
 		r.n = lambdatest.Start(r.t, r.dir, r.opts)
 		r.resetExpected()
-		return "restart", fmt.Sprintf("segments of %d records", r.opts.SegmentRecords)
+		return "restart", fmt.Sprintf("segments of %d records, versions of up to %d rows copied into the engine", r.opts.SegmentRecords, r.viewCache)
 	case p < 85:
 		// Let the background loop archive sealed segments while queries run.
 		d := time.Duration(2+r.rnd.IntN(15)) * time.Millisecond
@@ -1653,4 +1659,10 @@ func closeEnough(a, b any) bool {
 		return math.IsNaN(x) && math.IsNaN(y)
 	}
 	return math.Abs(x-y) <= 1e-9*max(math.Abs(x), math.Abs(y))
+}
+
+func (r *propRun) chooseViewCache() {
+	r.viewCache = []int64{0, 40, 1_000_000}[r.rnd.IntN(3)]
+	rows := r.viewCache
+	r.opts.Speed = func(c *speedlayer.Config) { c.ViewCacheRows = rows }
 }

@@ -21,6 +21,9 @@ type viewState struct {
 	// version is the published batch version (nil before the first build);
 	// the partial table holds exactly the segments at or after its Covered offset.
 	version *catalog.ViewVersion
+	// batchTable is the engine's copy of version's partials (see
+	// loadVersion), or "" when queries read its files.
+	batchTable string
 }
 
 func (v *viewState) partialTable() string {
@@ -41,7 +44,7 @@ func (l *Layer) AddView(ctx context.Context, name string, plan *viewsql.Plan, ve
 	if err != nil {
 		return fmt.Errorf("view %q: %w", name, err)
 	}
-	v := &viewState{name: name, ds: ds, plan: plan, version: version}
+	v := &viewState{name: name, ds: ds, plan: plan, version: version, batchTable: l.loadVersion(ctx, name, version)}
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	cols := []string{"__seg BIGINT NOT NULL"}
@@ -60,9 +63,11 @@ func (l *Layer) AddView(ctx context.Context, name string, plan *viewsql.Plan, ve
 		return fmt.Errorf("view %q: %w", name, err)
 	}
 	if err := l.defineView(ctx, tx, v); err != nil {
+		l.dropCopy(v.batchTable)
 		return fmt.Errorf("view %q: %w", name, err)
 	}
 	if err := tx.Commit(); err != nil {
+		l.dropCopy(v.batchTable)
 		return err
 	}
 	ds.views = append(ds.views, v)
@@ -99,18 +104,92 @@ func (l *Layer) fillPartials(ctx context.Context, tx *sql.Tx, v *viewState, from
 }
 
 func (l *Layer) defineView(ctx context.Context, tx *sql.Tx, v *viewState) error {
-	var files []catalog.VersionFile
-	if v.version != nil {
-		files = v.version.Files
+	var partials string
+	if v.batchTable != "" {
+		partials = l.merger.PartialsOverTableSQL(v.plan, v.batchTable, v.partialTable())
+	} else {
+		var files []catalog.VersionFile
+		if v.version != nil {
+			files = v.version.Files
+		}
+		var err error
+		if partials, err = l.merger.PartialsSQL(v.plan, files, v.partialTable()); err != nil {
+			return fmt.Errorf("merged partials: %w", err)
+		}
 	}
-	q, err := l.merger.ViewSQL(v.plan, files, v.partialTable())
-	if err != nil {
-		return fmt.Errorf("merged view: %w", err)
+	// The partial rows are a view of their own, redefined in the same
+	// transaction as the merged view over them, so a rollup over fewer keys
+	// reads the same snapshot as the view.
+	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+partialsRelation(v.name)+" AS "+partials); err != nil {
+		return fmt.Errorf("define merged partials: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+engine.Table(engine.ViewsSchema, v.name)+" AS "+q); err != nil {
+	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+engine.Table(engine.ViewsSchema, v.name)+" AS "+v.plan.FinalSQL(partialsRelation(v.name))); err != nil {
 		return fmt.Errorf("define merged view: %w", err)
 	}
 	return nil
+}
+
+// loadVersion copies a published version's partials from its Parquet files
+// into a new table of the engine's cache database and names it, when the
+// version has at most cfg.ViewCacheRows rows. A dashboard query then
+// aggregates a table instead of opening and decoding every file of the
+// version (a third of the CPU per query, BENCHMARKS.md). It returns "" when
+// the version is read from its files: too large, none, or the copy failed
+// (logged; the files give the same answer).
+func (l *Layer) loadVersion(ctx context.Context, view string, version *catalog.ViewVersion) string {
+	if version == nil || l.cfg.ViewCacheRows <= 0 || len(version.Files) == 0 {
+		return ""
+	}
+	var rows int64
+	for _, f := range version.Files {
+		rows += f.Rows
+	}
+	if rows > l.cfg.ViewCacheRows {
+		return ""
+	}
+	paths, err := l.localPaths(versionPaths(version))
+	if err == nil {
+		table := engine.CacheCatalog + ".main." + dataset.QuoteIdent(fmt.Sprintf("batch__%s__%d", view, l.cacheSeq.Add(1)))
+		_, err = l.db.ExecContext(ctx, "CREATE TABLE "+table+" AS SELECT * FROM "+dataset.ReadParquet(paths))
+		if err == nil {
+			return table
+		}
+	}
+	l.logger.Warn("batch version not copied into the engine; queries read its files", "view", view, "version", version.Version, "err", err)
+	return ""
+}
+
+func versionPaths(v *catalog.ViewVersion) []string {
+	out := make([]string, len(v.Files))
+	for i, f := range v.Files {
+		out[i] = f.Path
+	}
+	return out
+}
+
+// dropCopy drops a copy loadVersion made once no view reads it. A query
+// that started before keeps reading its snapshot.
+func (l *Layer) dropCopy(table string) {
+	if table == "" {
+		return
+	}
+	if _, err := l.db.Exec("DROP TABLE IF EXISTS " + table); err != nil {
+		l.logger.Warn("drop engine copy of a batch version", "table", table, "err", err)
+	}
+}
+
+func partialsRelation(view string) string {
+	return engine.Table(engine.InternalSchema, "merged_partials__"+view)
+}
+
+// PartialsRelation names the engine view of a view's partial rows (batch
+// UNION ALL speed, Plan.Partial's columns), which every handoff redefines
+// in the same transaction as the merged view.
+func (l *Layer) PartialsRelation(name string) (string, error) {
+	if _, err := l.view(name); err != nil {
+		return "", err
+	}
+	return partialsRelation(name), nil
 }
 
 // Publish hands offsets below version.Covered over to the batch layer: in one
@@ -122,6 +201,14 @@ func (l *Layer) Publish(ctx context.Context, name string, version catalog.ViewVe
 	if err != nil {
 		return err
 	}
+	// Copied before the lock: ingest goes on meanwhile.
+	table := l.loadVersion(ctx, name, &version)
+	committed := false
+	defer func() {
+		if !committed {
+			l.dropCopy(table)
+		}
+	}()
 	ds := v.ds
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
@@ -139,16 +226,18 @@ func (l *Layer) Publish(ctx context.Context, name string, version catalog.ViewVe
 			return fmt.Errorf("view %q: %w", name, err)
 		}
 	}
-	prev := v.version
-	v.version = &version
+	prev, prevTable := v.version, v.batchTable
+	v.version, v.batchTable = &version, table
 	if err := l.defineView(ctx, tx, v); err != nil {
-		v.version = prev
+		v.version, v.batchTable = prev, prevTable
 		return fmt.Errorf("view %q: %w", name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		v.version = prev
+		v.version, v.batchTable = prev, prevTable
 		return fmt.Errorf("view %q: commit handoff: %w", name, err)
 	}
+	committed = true
+	l.dropCopy(prevTable)
 	return nil
 }
 

@@ -9,7 +9,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 
@@ -32,6 +34,14 @@ const (
 	// Catalog: Arrow micro-batches registered there never touch duet's catalog,
 	// so a transaction over duet's tables writes to one database only.
 	ScratchSchema = "memory.main"
+	// CacheCatalog is a database in a file (Config.CacheFile) for tables
+	// the engine can rebuild at will from the object store: copies of batch
+	// versions, which queries read faster than the versions' Parquet files.
+	// A file because DuckDB's buffer manager may then evict its blocks
+	// under memory pressure rather than fail, and because their memory is
+	// tagged BASE_TABLE, apart from the in-memory tables (IN_MEMORY_TABLE)
+	// the speed layer's memory budget counts.
+	CacheCatalog = "duet_cache"
 )
 
 // Config bounds the engine.
@@ -44,6 +54,9 @@ type Config struct {
 	AllowedDirectories []string `yaml:"allowed_directories"`
 	// TempDirectory is where DuckDB spills; must be inside AllowedDirectories when set.
 	TempDirectory string `yaml:"temp_directory"`
+	// CacheFile, when set, holds CacheCatalog; whatever it held before is
+	// discarded at Open.
+	CacheFile string `yaml:"-"`
 	// Unlocked leaves external access on (for the executor, which writes its
 	// output with COPY); user-facing engines are always locked.
 	Unlocked bool `yaml:"-"`
@@ -53,6 +66,13 @@ type Config struct {
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*sql.DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CacheFile != "" {
+		for _, f := range []string{cfg.CacheFile, cfg.CacheFile + ".wal"} {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("discard engine cache: %w", err)
+			}
+		}
 	}
 	var (
 		once    sync.Once
@@ -85,6 +105,9 @@ func setup(ctx context.Context, ex driver.ExecerContext, cfg Config) error {
 		"CREATE SCHEMA IF NOT EXISTS " + Catalog + "." + ViewsSchema,
 		"CREATE SCHEMA IF NOT EXISTS " + Catalog + "." + RawSchema,
 		"CREATE SCHEMA IF NOT EXISTS " + Catalog + "." + InternalSchema,
+	}
+	if cfg.CacheFile != "" {
+		stmts = append(stmts, "ATTACH "+dataset.QuoteString(cfg.CacheFile)+" AS "+CacheCatalog)
 	}
 	for _, s := range append(stmts, Settings(cfg)...) {
 		if _, err := ex.ExecContext(ctx, s, nil); err != nil {

@@ -102,13 +102,14 @@ func Start(t *testing.T, dir string, o Options) *Node {
 	if o.Threads > 0 {
 		threads = o.Threads
 	}
-	db, err := engine.Open(ctx, engine.Config{AllowedDirectories: []string{dir}, Threads: threads}, nil)
+	db, err := engine.Open(ctx, engine.Config{AllowedDirectories: []string{dir}, Threads: threads, CacheFile: filepath.Join(dir, "view-cache.duckdb")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	scfg := speedlayer.Config{
 		LogDir: filepath.Join(dir, "log"), ScratchDir: filepath.Join(dir, "scratch"),
 		SegmentMaxRecords: max(o.SegmentRecords, 1), SegmentMaxAge: time.Hour, TickInterval: 5 * time.Millisecond,
+		ViewCacheRows: 1_000_000,
 	}
 	if o.Speed != nil {
 		o.Speed(&scfg)
