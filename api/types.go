@@ -4,6 +4,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/duet-analytics/duet/dataset"
@@ -168,6 +169,10 @@ const (
 	// JobKindSQL runs a SQL script on an executor; its last statement's
 	// rows are the result.
 	JobKindSQL = "sql"
+	// JobKindNotebook runs a Jupyter notebook's %%sql cells through the
+	// SQL gateway on an executor; the executed notebook is the job's
+	// output file notebook.ipynb.
+	JobKindNotebook = "notebook"
 )
 
 // JobRequest is the body of POST /v1/jobs.
@@ -184,6 +189,9 @@ type JobRequest struct {
 	// SQL is a sql job's script: statements separated by ';', the last one
 	// a query.
 	SQL string `json:"sql,omitempty"`
+	// Notebook is a notebook job's notebook (nbformat 4); Params override
+	// the defaults of its parameters cell.
+	Notebook json.RawMessage `json:"notebook,omitempty"`
 	// Output is where a sql job's result goes: an object-store path ending
 	// in .parquet, or jobs.<name>, a table in schema jobs. Default:
 	// jobs/<id>/result.parquet.

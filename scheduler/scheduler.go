@@ -39,10 +39,13 @@ const (
 	// KindSQL runs a user's SQL script (Job.SQL) and writes its result to
 	// Job.Output; Params are the script's parameters.
 	KindSQL = "sql"
+	// KindNotebook runs a Jupyter notebook (Job.SQL holds its nbformat
+	// JSON) against the SQL gateway; Params override its parameters.
+	KindNotebook = "notebook"
 )
 
 // Kinds lists every job kind.
-var Kinds = []string{KindViewBuild, KindBackfill, KindCompaction, KindSQL}
+var Kinds = []string{KindViewBuild, KindBackfill, KindCompaction, KindSQL, KindNotebook}
 
 // Job states, as the catalog stores them and the API reports them.
 const (

@@ -119,6 +119,19 @@ func (r SubmitRequest) validate() error {
 			}
 		}
 		return nil
+	case KindNotebook:
+		if strings.TrimSpace(r.SQL) == "" {
+			return fmt.Errorf("%w: a notebook job needs its notebook", ErrInvalidRequest)
+		}
+		if r.View != "" || r.Output != "" {
+			return fmt.Errorf("%w: a notebook job belongs to no view and takes no output (its executed notebook is kept with its logs)", ErrInvalidRequest)
+		}
+		for k := range r.Params {
+			if !validParam.MatchString(k) {
+				return fmt.Errorf("%w: parameter name %q: use letters, digits and '_', starting with a letter or '_'", ErrInvalidRequest, k)
+			}
+		}
+		return nil
 	default:
 		return fmt.Errorf("%w: unknown job kind %q (use %s)", ErrInvalidRequest, r.Kind, strings.Join(Kinds, ", "))
 	}
@@ -183,7 +196,7 @@ func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, absorb bool) 
 			return catalog.Job{}, fmt.Errorf("user %s has %d queued or running jobs, the most a user may have: %w", req.User, active, ErrUserLimit)
 		}
 	}
-	if absorb && req.Kind != KindSQL {
+	if absorb && req.Kind != KindSQL && req.Kind != KindNotebook {
 		queued, err := s.cat.ListJobs(ctx, catalog.JobFilter{State: StateQueued, View: req.View, Kind: req.Kind})
 		if err != nil {
 			return catalog.Job{}, fmt.Errorf("look for a queued job: %w", err)
@@ -205,7 +218,7 @@ func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, absorb bool) 
 			timeout = v.Timeout
 		}
 	}
-	if req.Kind == KindSQL {
+	if req.Kind == KindSQL || req.Kind == KindNotebook {
 		retries = 0 // a script may have effects a retry would repeat: only on request
 	}
 	if req.Timeout > 0 {

@@ -63,6 +63,20 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request) {
 		ID: req.ID, Kind: req.Kind, View: req.View, Params: req.Params, User: jobUser(r),
 		SQL: req.SQL, Output: req.Output, Criteria: req.ClusterCriteria, MaxAttempts: req.MaxAttempts,
 	}
+	switch {
+	case req.Kind == api.JobKindNotebook && req.SQL != "":
+		writeError(w, http.StatusBadRequest, `a notebook job takes its notebook in "notebook", not "sql"`)
+		return
+	case req.Kind == api.JobKindNotebook:
+		var err error
+		if sr.SQL, err = checkNotebook(req.Notebook, req.Params); err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+	case len(req.Notebook) > 0:
+		writeError(w, http.StatusBadRequest, "only notebook jobs take a notebook (kind %q)", api.JobKindNotebook)
+		return
+	}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
 		if err != nil || d < time.Second {
@@ -113,6 +127,9 @@ func (s *Server) jobDoc(ctx context.Context, j catalog.Job, withVersion bool) (a
 		ID: j.ID, Kind: j.Kind, View: j.View, Params: j.Params, State: j.State,
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, CreatedAt: j.CreatedAt, Error: j.Error, LogPrefix: j.LogPrefix,
 		User: j.User, SQL: j.SQL, Output: j.Output, ClusterCriteria: j.Criteria,
+	}
+	if j.Kind == scheduler.KindNotebook {
+		doc.SQL = "" // the notebook, which GET .../output/notebook.ipynb shows executed
 	}
 	if j.Kind == scheduler.KindSQL && j.Output == "" {
 		out, _ := scheduler.ParseOutput("", j.ID) // the default always parses
@@ -370,7 +387,7 @@ func viewPolicy(req api.ViewRequest) (jobPolicy, error) {
 }
 
 // jobOutputNames are the files of GET /v1/jobs/{id}/output, in order.
-var jobOutputNames = []string{scheduler.LogStdout, scheduler.LogStderr, manifestFile, resultFile}
+var jobOutputNames = []string{scheduler.LogStdout, scheduler.LogStderr, manifestFile, resultFile, notebookOutputFile}
 
 const resultFile = "result.parquet"
 
@@ -387,6 +404,11 @@ func (s *Server) jobOutputPath(j catalog.Job, name string) (string, bool) {
 		}
 		object = j.LogPrefix + name
 	case manifestFile:
+		object = j.LogPrefix + name
+	case notebookOutputFile:
+		if j.Kind != scheduler.KindNotebook {
+			return "", false
+		}
 		object = j.LogPrefix + name
 	case resultFile:
 		if j.Kind != scheduler.KindSQL || j.State != scheduler.StateSucceeded {
@@ -456,6 +478,8 @@ func (s *Server) jobOutputFile(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasSuffix(name, ".json"):
 		w.Header().Set("Content-Type", "application/json")
+	case strings.HasSuffix(name, ".ipynb"):
+		w.Header().Set("Content-Type", "application/x-ipynb+json")
 	case strings.HasSuffix(name, ".parquet"):
 		w.Header().Set("Content-Type", "application/vnd.apache.parquet")
 	default:

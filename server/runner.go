@@ -19,13 +19,14 @@ import (
 )
 
 // jobRunner runs the scheduler's jobs: builds and compactions on the batch
-// layer, sql jobs through sqlJobs.
+// layer, sql jobs through sqlJobs, notebook jobs through notebookJobs.
 type jobRunner struct {
 	b   *batchlayer.Builder
 	cat interface {
 		GetDataset(ctx context.Context, name string) (catalog.Dataset, error)
 	}
 	sql *sqlJobs
+	nb  *notebookJobs
 	// clusters says which clusters are trino ones, and which are healthy.
 	clusters *clusterHealth
 	// live holds what running attempts' executors report.
@@ -79,6 +80,8 @@ func (r jobRunner) run(ctx context.Context, j catalog.Job) (int64, *batchlayer.S
 	case scheduler.KindSQL:
 		res, err := r.sql.run(ctx, j, req.Trino)
 		return 0, res, err
+	case scheduler.KindNotebook:
+		return 0, nil, r.nb.run(ctx, j)
 	default:
 		return 0, nil, fmt.Errorf("no runner for jobs of kind %q", j.Kind)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/duet-analytics/duet/speedlayer"
 	"github.com/duet-analytics/duet/speedlayer/sources"
 	"github.com/duet-analytics/duet/sqlgateway"
+	"github.com/duet-analytics/duet/ui"
 )
 
 // Server is a running duet server.
@@ -59,6 +60,8 @@ type Server struct {
 	gateway *sqlgateway.Gateway
 	// authz holds the authorization rules; nil allows everything.
 	authz *authz.Rules
+	// console serves the web console's assets.
+	console *ui.Console
 
 	// handler serves the API and the SQL gateway. The server listens itself
 	// unless it runs inside a Replica, which owns the listener.
@@ -177,7 +180,8 @@ func (s *Server) open(ctx context.Context) error {
 		b: s.builder, speed: s.speed, merger: serving.NewMerger(s.bucket), files: s.bucket, db: s.db, cat: s.cat,
 		logger: s.logger.With("component", "sqljobs"),
 	}
-	runner := jobRunner{b: s.builder, cat: s.cat, sql: s.sqlJobs, clusters: s.clusters, live: s.live, manifests: s.bucket, after: s.afterPublish}
+	nbJobs := &notebookJobs{launcher: s.launcher, bucket: s.bucket, logger: s.logger.With("component", "notebookjobs")}
+	runner := jobRunner{b: s.builder, cat: s.cat, sql: s.sqlJobs, nb: nbJobs, clusters: s.clusters, live: s.live, manifests: s.bucket, after: s.afterPublish}
 	s.sched, err = scheduler.New(cfg.Scheduler, s.cat, runner, nil, s.logger.With("component", "scheduler"), s.registry)
 	if err != nil {
 		return err
@@ -206,12 +210,16 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	nbJobs.gateway = s.gateway.Handler()
 	if err := serving.RegisterSystem(ctx, s.db, serving.SystemConfig{Catalog: s.cat, Speed: s.speed, Queries: s.gateway}); err != nil {
+		return err
+	}
+	if s.console, err = ui.New(); err != nil {
 		return err
 	}
 	handler := s.routes()
 	if authn != nil {
-		handler = authn.Handler(handler, "/healthz")
+		handler = s.consoleShell(authn.Handler(handler, "/healthz"))
 	}
 	s.handler = handler
 	if cfg.replica != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/duet-analytics/duet/batchlayer"
 	"github.com/duet-analytics/duet/internal/executor"
+	"github.com/duet-analytics/duet/notebooks"
 )
 
 // newExecutorCmd is the ephemeral executor: the server starts one process per
@@ -29,7 +30,7 @@ func newExecutorCmd() *cobra.Command {
 	)
 	run := &cobra.Command{
 		Use:   "run",
-		Short: "Run the task in --dir (a view build or an archive compaction)",
+		Short: "Run the task in --dir (a view build, an archive compaction, a sql or notebook job)",
 		Long: "Run the task in --dir (a view build or an archive compaction). With --standby the executor\n" +
 			"opens and warms its engine first, then reads its task's directory from a line of stdin:\n" +
 			"the server keeps standby executors so that a build need not wait for one to start.",
@@ -65,7 +66,17 @@ func newExecutorCmd() *cobra.Command {
 			// Heartbeats start with the task: a standby's wait is not work.
 			reporter := executor.NewReporter()
 			defer reporter.Close()
-			return e.Run(ctx, dir, loggedProgress{Reporter: reporter, w: cmd.ErrOrStderr()})
+			progress := loggedProgress{Reporter: reporter, w: cmd.ErrOrStderr()}
+			// A notebook job's executor runs the notebook against the
+			// server's SQL gateway; its engine stays unused.
+			task, isNotebook, err := notebooks.ReadTask(dir)
+			if err != nil {
+				return err
+			}
+			if isNotebook {
+				return task.Run(ctx, dir, progress)
+			}
+			return e.Run(ctx, dir, progress)
 		},
 	}
 	run.Flags().StringVar(&dir, "dir", "", "the task's working directory")

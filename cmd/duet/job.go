@@ -20,9 +20,9 @@ import (
 func newJobCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "job",
-		Short: "Submit, inspect and stop jobs (SQL scripts, view builds, backfills, compactions)",
+		Short: "Submit, inspect and stop jobs (SQL scripts, notebooks, view builds, backfills, compactions)",
 	}
-	cmd.AddCommand(newJobSubmitCmd(a), newJobListCmd(a), newJobShowCmd(a), newJobLogsCmd(a), newJobKillCmd(a))
+	cmd.AddCommand(newJobSubmitCmd(a), newJobListCmd(a), newJobShowCmd(a), newJobLogsCmd(a), newJobOutputCmd(a), newJobKillCmd(a))
 	return cmd
 }
 
@@ -62,7 +62,7 @@ func newJobListCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&f.View, "view", "", "only this view's jobs")
 	cmd.Flags().StringVar(&f.State, "state", "", "only jobs in this state: queued, running, succeeded, failed, killed or timed_out")
-	cmd.Flags().StringVar(&f.Kind, "kind", "", "only jobs of this kind: sql, view-build, backfill or compaction")
+	cmd.Flags().StringVar(&f.Kind, "kind", "", "only jobs of this kind: sql, notebook, view-build, backfill or compaction")
 	cmd.Flags().StringVar(&f.User, "user", "", "only jobs this user submitted")
 	cmd.Flags().StringVar(&since, "since", "", "only jobs created since this time (RFC 3339, such as 2024-05-01T12:00:00Z) or this long ago (such as 2h or 7d)")
 	cmd.Flags().IntVar(&f.Limit, "limit", 20, "show at most this many jobs")

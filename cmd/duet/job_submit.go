@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +13,13 @@ import (
 
 	"github.com/duet-analytics/duet/api"
 	"github.com/duet-analytics/duet/client"
+	"github.com/duet-analytics/duet/notebooks"
 )
 
 // jobSubmitOptions are the flags of "duet job submit".
 type jobSubmitOptions struct {
 	kind, view, sqlText, sqlFile, output, id, timeout string
+	notebook                                          string
 	params, clusters                                  []string
 	maxAttempts                                       int
 	wait                                              bool
@@ -26,14 +29,18 @@ type jobSubmitOptions struct {
 func newJobSubmitCmd(a *app) *cobra.Command {
 	var o jobSubmitOptions
 	cmd := &cobra.Command{
-		Use:   "submit --kind sql (--sql-file F | --sql TEXT) [--output O] [-p key=value]... [--id ID] [--timeout 30m] [--max-attempts N] [--cluster tag,tag]... [--wait]",
-		Short: "Queue a job (a SQL script, a view build, backfill or compaction); prints its id and state",
+		Use:   "submit (--sql-file F | --sql TEXT | --notebook NB.ipynb | --kind K) [--output O] [-p key=value]... [--id ID] [--timeout 30m] [--max-attempts N] [--cluster tag,tag]... [--wait]",
+		Short: "Queue a job (a SQL script, a notebook, a view build, backfill or compaction); prints its id and state",
 		Long: `Queue a job and print its id and state. A sql job runs a script on an
 executor: statements separated by ';', the last one a query whose rows go to
 --output (an object-store path ending in .parquet, or jobs.<name>, a table in
 schema jobs; default jobs/<id>/result.parquet). -p name=value binds the
 script's $name parameters as values, never pasted into the SQL. --kind
 view-build, backfill or compaction queue those jobs with --view and -p.
+
+A notebook job (--notebook) runs a Jupyter notebook as "duet notebook run"
+does, on an executor; -p overrides its parameters, and the executed notebook
+is the job's output file notebook.ipynb.
 
 Each --cluster is one set of tags, in order of preference: the first set that
 some healthy cluster has all of places the job, on the least loaded such
@@ -42,7 +49,8 @@ with the first job. --wait follows the job until it is finished and exits
 non-zero unless it succeeded.
 
   duet job submit --sql-file daily.sql -p day=2024-05-01 --output jobs.daily --wait
-  duet job submit --kind backfill --view by_origin -p from=2024-04-01 -p to=2024-04-30`,
+  duet job submit --kind backfill --view by_origin -p from=2024-04-01 -p to=2024-04-30
+  duet job submit --notebook daily_report.ipynb -p day=2026-11-02 --wait`,
 		Args: argsExactly(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req, err := o.request(a.io.in)
@@ -68,7 +76,8 @@ non-zero unless it succeeded.
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.kind, "kind", "", "sql, view-build, backfill or compaction (default sql when --sql or --sql-file is given)")
+	fl.StringVar(&o.kind, "kind", "", "sql, notebook, view-build, backfill or compaction (default sql with --sql or --sql-file, notebook with --notebook)")
+	fl.StringVar(&o.notebook, "notebook", "", "a notebook job's notebook (nbformat 4 .ipynb; - for stdin)")
 	fl.StringVar(&o.sqlText, "sql", "", "a sql job's script")
 	fl.StringVar(&o.sqlFile, "sql-file", "", "read a sql job's script from this file (- for stdin)")
 	fl.StringVar(&o.output, "output", "", "where a sql job's result goes: a path ending in .parquet, or jobs.<name> (default jobs/<id>/result.parquet)")
@@ -88,8 +97,16 @@ func (o *jobSubmitOptions) request(stdin io.Reader) (api.JobRequest, error) {
 	req := api.JobRequest{ID: o.id, Kind: o.kind, View: o.view, Output: o.output, Timeout: o.timeout, MaxAttempts: o.maxAttempts}
 	hasSQL := o.sqlText != "" || o.sqlFile != ""
 	switch {
+	case o.notebook != "" && (hasSQL || o.output != ""):
+		return req, errors.New("--notebook runs a notebook: --sql, --sql-file and --output are for sql jobs")
+	case o.notebook != "" && req.Kind != "" && req.Kind != api.JobKindNotebook:
+		return req, fmt.Errorf("--notebook is for --kind notebook, not %s", req.Kind)
+	case o.notebook != "":
+		req.Kind = api.JobKindNotebook
+	case req.Kind == api.JobKindNotebook:
+		return req, errors.New("--kind notebook: give the notebook with --notebook NB.ipynb")
 	case req.Kind == "" && !hasSQL:
-		return req, errors.New("--kind: give sql (with --sql or --sql-file), view-build, backfill or compaction")
+		return req, errors.New("--kind: give sql (with --sql or --sql-file), notebook (with --notebook), view-build, backfill or compaction")
 	case req.Kind == "":
 		req.Kind = api.JobKindSQL
 	case req.Kind != api.JobKindSQL && (hasSQL || o.output != ""):
@@ -114,8 +131,38 @@ func (o *jobSubmitOptions) request(stdin io.Reader) (api.JobRequest, error) {
 	if req.Params, err = parseJobParams(o.params); err != nil {
 		return req, err
 	}
+	if req.Kind == api.JobKindNotebook {
+		if req.Notebook, err = notebookForJob(o.notebook, req.Params, stdin); err != nil {
+			return req, err
+		}
+	}
 	req.ClusterCriteria, err = parseClusterCriteria(o.clusters)
 	return req, err
+}
+
+// notebookForJob reads a notebook job's notebook and checks its parameters
+// here, so that a bad one is refused before it is sent; outputs of an
+// earlier run are left out of the request.
+func notebookForJob(path string, params map[string]string, stdin io.Reader) ([]byte, error) {
+	src, err := readFileOrStdin(path, stdin)
+	if err != nil {
+		return nil, err
+	}
+	nb, err := notebooks.Read(bytes.NewReader(src))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, _, err := nb.ApplyParameters(params); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, c := range nb.Cells {
+		c.Outputs, c.ExecutionCount = nil, nil
+	}
+	var b bytes.Buffer
+	if err := nb.Write(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // parseJobParams reads the -p flags; nil when there are none.
@@ -188,6 +235,9 @@ func stoppedWaiting(j api.Job) error {
 // succeeded sql job put its result; a job that did not succeed is an error.
 func reportFinishedJob(w io.Writer, j api.Job) error {
 	fmt.Fprintln(w, jobStatusLine(j))
+	if j.Kind == api.JobKindNotebook && (j.State == api.JobSucceeded || j.State == api.JobFailed) {
+		fmt.Fprintf(w, "executed notebook: duet job output %s %s\n", j.ID, "notebook.ipynb")
+	}
 	if j.State == api.JobSucceeded {
 		if j.Kind == api.JobKindSQL && j.Output != "" {
 			fmt.Fprintf(w, "output: %s\n", j.Output)

@@ -301,7 +301,7 @@ func TestJobSubmitFlagErrors(t *testing.T) {
 		{[]string{"--sql", "SELECT 1", "-p", "a=1", "-p", "a=2"}, "-p a: given twice"},
 		{[]string{"--kind", "sql"}, `no query: give it with --sql "SELECT ..." or --sql-file FILE`},
 		{[]string{"--sql", "SELECT 1", "--sql-file", "q.sql"}, "give the query with --sql or --sql-file, not both"},
-		{nil, "--kind: give sql (with --sql or --sql-file), view-build, backfill or compaction"},
+		{nil, "--kind: give sql (with --sql or --sql-file), notebook (with --notebook), view-build, backfill or compaction"},
 		{[]string{"--kind", "backfill", "--view", "v", "--sql", "SELECT 1"}, "--sql, --sql-file and --output are for --kind sql, not backfill"},
 		{[]string{"--kind", "view-build", "--view", "v", "--output", "jobs.x"}, "--sql, --sql-file and --output are for --kind sql, not view-build"},
 		{[]string{"--sql", "SELECT 1", "--timeout", "soon"}, `--timeout "soon": give a positive duration such as 30m`},

@@ -1,6 +1,6 @@
 // Command duet is duet's one binary: the server (serve, demo, executor) and
 // the client commands data engineers and analysts use against it (dataset,
-// ingest, view, job, sql).
+// ingest, view, job, sql, notebook).
 package main
 
 import (
@@ -97,6 +97,7 @@ ingest records, define views over them, watch their builds and query them with S
 		newViewCmd(a),
 		newJobCmd(a),
 		newSQLCmd(a),
+		newNotebookCmd(a),
 	)
 	return root
 }

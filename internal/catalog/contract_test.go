@@ -30,6 +30,7 @@ func RunContract(t *testing.T, open func(t *testing.T) *Store) {
 	t.Run("LogClaims", func(t *testing.T) { testLogClaims(t, open(t)) })
 	t.Run("GarbageQueue", func(t *testing.T) { testGarbageQueue(t, open(t)) })
 	t.Run("SourcePositions", func(t *testing.T) { testSourcePositions(t, open(t)) })
+	t.Run("Dashboards", func(t *testing.T) { testDashboards(t, open(t)) })
 }
 
 // t0 is a fixed time at the stored (millisecond, UTC) precision, so values
@@ -670,5 +671,61 @@ func testLastFire(t *testing.T, s *Store) {
 	}
 	if err := s.SetLastFire(ctx, "pages", time.Time{}); err == nil {
 		t.Fatal("SetLastFire(zero time) succeeded")
+	}
+}
+
+func testDashboards(t *testing.T, s *Store) {
+	ctx := t.Context()
+	if got, err := s.ListDashboards(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("ListDashboards on empty store = %v, %v; want empty", got, err)
+	}
+	_, err := s.GetDashboard(ctx, "ops")
+	wantErr(t, "GetDashboard(missing)", err, ErrNotFound)
+	wantErr(t, "DeleteDashboard(missing)", s.DeleteDashboard(ctx, "ops"), ErrNotFound)
+	if _, err := s.PutDashboard(ctx, Dashboard{Name: "ops"}); err == nil {
+		t.Fatal("PutDashboard without a document succeeded")
+	}
+
+	created, err := s.PutDashboard(ctx, Dashboard{Name: "ops", Doc: `{"charts":[1]}`, Owner: "alice", UpdatedBy: "alice", UpdatedAt: at(1)})
+	if err != nil || !created {
+		t.Fatalf("PutDashboard(new) = %v, %v; want created", created, err)
+	}
+	// A replacement keeps the owner and creation time, whoever saves it.
+	created, err = s.PutDashboard(ctx, Dashboard{Name: "ops", Doc: `{"charts":[2]}`, Owner: "bob", UpdatedBy: "bob", UpdatedAt: at(5)})
+	if err != nil || created {
+		t.Fatalf("PutDashboard(existing) = %v, %v; want replaced", created, err)
+	}
+	want := Dashboard{Name: "ops", Doc: `{"charts":[2]}`, Owner: "alice", UpdatedBy: "bob", CreatedAt: at(1), UpdatedAt: at(5)}
+	if got, err := s.GetDashboard(ctx, "ops"); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("GetDashboard = %+v, %v; want %+v", got, err, want)
+	}
+	// Listed by the bytes of their names on every backend.
+	for _, name := range []string{"Zeta", "alpha", "ops2"} {
+		if _, err := s.PutDashboard(ctx, Dashboard{Name: name, Doc: "{}", Owner: "carol", UpdatedBy: "carol", UpdatedAt: at(2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.ListDashboards(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range list {
+		names = append(names, d.Name)
+	}
+	if !slices.Equal(names, []string{"Zeta", "alpha", "ops", "ops2"}) {
+		t.Fatalf("ListDashboards names = %v", names)
+	}
+	if !reflect.DeepEqual(list[2], want) {
+		t.Fatalf("listed ops = %+v; want %+v", list[2], want)
+	}
+	if err := s.DeleteDashboard(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetDashboard(ctx, "ops")
+	wantErr(t, "GetDashboard(deleted)", err, ErrNotFound)
+	wantErr(t, "DeleteDashboard(deleted)", s.DeleteDashboard(ctx, "ops"), ErrNotFound)
+	if list, err := s.ListDashboards(ctx); err != nil || len(list) != 3 {
+		t.Fatalf("ListDashboards after delete = %d, %v; want 3", len(list), err)
 	}
 }

@@ -143,6 +143,18 @@ CREATE TABLE log_claims (
 	PRIMARY KEY (dataset, epoch)
 );
 `,
+	// 7: the web console's saved dashboards, shared by every replica. The
+	// document is the server's JSON; the catalog does not read it.
+	`
+CREATE TABLE dashboards (
+	name       TEXT PRIMARY KEY,
+	doc_json   TEXT NOT NULL,
+	owner      TEXT NOT NULL,
+	updated_by TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+`,
 }
 
 // migrate applies the migrations the database has not seen, all in one
