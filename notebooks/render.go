@@ -6,18 +6,15 @@ import (
 	"html"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/duet-analytics/duet/internal/resulttext"
 )
 
-// column is one result column: its name and the engine's type name (upper
-// case, as the Trino protocol reports it: BIGINT, TIMESTAMP(3), VARCHAR...).
-type column struct {
-	Name string
-	Type string
-}
+// column is one result column.
+type column = resulttext.Column
 
 // result is a statement's answer as a cell shows it: the first rows, and
 // how many there were in all.
@@ -25,85 +22,6 @@ type result struct {
 	Columns []column
 	Rows    [][]any
 	Total   int
-}
-
-func (c column) baseType() string {
-	t, _, _ := strings.Cut(strings.ToUpper(c.Type), "(")
-	return strings.TrimSpace(t)
-}
-
-func (c column) numeric() bool {
-	switch c.baseType() {
-	case "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "REAL", "DOUBLE", "DECIMAL", "HUGEINT":
-		return true
-	}
-	return false
-}
-
-func (c column) temporal() bool {
-	switch t := c.baseType(); {
-	case t == "DATE", strings.HasPrefix(t, "TIMESTAMP"), strings.HasPrefix(t, "TIME"):
-		return true
-	}
-	return false
-}
-
-// formatValue renders a value for the tables; ok is false for NULL.
-func formatValue(v any, c column) (string, bool) {
-	switch x := v.(type) {
-	case nil:
-		return "", false
-	case string:
-		return x, true
-	case []byte:
-		return string(x), true
-	case bool:
-		return strconv.FormatBool(x), true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case float64:
-		return formatFloat(x), true
-	case time.Time:
-		return formatTime(x, c), true
-	}
-	if b, err := json.Marshal(v); err == nil {
-		return string(b), true
-	}
-	return fmt.Sprint(v), true
-}
-
-// formatFloat writes plain decimals for everyday magnitudes and exponents
-// beyond them, as duet sql does.
-func formatFloat(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	if a := math.Abs(f); a == 0 || (a >= 1e-4 && a < 1e16) {
-		return strconv.FormatFloat(f, 'f', -1, 64)
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
-}
-
-// formatTime writes the value's wall clock (trino-go-client reads a
-// timestamp without zone as that wall clock), with a fraction only when
-// there is one.
-func formatTime(t time.Time, c column) string {
-	switch typ := c.baseType(); {
-	case typ == "DATE":
-		return t.Format(time.DateOnly)
-	case typ == "TIME":
-		return t.Format("15:04:05.999999999")
-	case strings.HasPrefix(typ, "TIME "):
-		return t.Format("15:04:05.999999999 -07:00")
-	case strings.Contains(strings.ToUpper(c.Type), "WITH TIME ZONE"):
-		return t.Format("2006-01-02 15:04:05.999999999 -07:00")
-	}
-	return t.Format("2006-01-02 15:04:05.999999999")
 }
 
 // plainTable renders a result as aligned text: a header, a rule, numbers
@@ -118,7 +36,7 @@ func plainTable(r result, maxRows int) string {
 	for ri, row := range r.Rows {
 		cells[ri] = make([]string, len(cols))
 		for i := range cols {
-			s, ok := formatValue(row[i], cols[i])
+			s, ok := resulttext.Value(row[i], cols[i])
 			if !ok {
 				s = "NULL"
 			}
@@ -153,7 +71,7 @@ func plainTable(r result, maxRows int) string {
 	line(names, func(int) bool { return false })
 	b.WriteString(strings.Join(rule, "-+-") + "\n")
 	for _, row := range cells {
-		line(row, func(i int) bool { return cols[i].numeric() })
+		line(row, func(i int) bool { return cols[i].Numeric() })
 	}
 	b.WriteString(rowCountNote(r, maxRows))
 	return b.String()
@@ -181,9 +99,9 @@ func htmlTable(r result, maxRows int) string {
 	for _, row := range r.Rows {
 		b.WriteString("<tr>")
 		for i, c := range r.Columns {
-			s, ok := formatValue(row[i], c)
+			s, ok := resulttext.Value(row[i], c)
 			style := ""
-			if c.numeric() {
+			if c.Numeric() {
 				style = ` style="text-align: right"`
 			}
 			if !ok {
@@ -265,9 +183,9 @@ func vegaLiteSpec(ch *Chart, cols []column, rows [][]any) (map[string]any, error
 		}
 		typ := "nominal"
 		switch {
-		case cols[i].temporal():
+		case cols[i].Temporal():
 			typ = "temporal"
-		case cols[i].numeric():
+		case cols[i].Numeric():
 			typ = "quantitative"
 		}
 		encoding[ch.channel] = map[string]any{"field": vegaField(ch.field), "type": typ, "title": ch.field}
@@ -309,7 +227,7 @@ func vegaValue(v any, c column) any {
 		}
 		return x
 	case time.Time:
-		if c.baseType() == "DATE" {
+		if c.BaseType() == "DATE" {
 			return x.Format(time.DateOnly)
 		}
 		return x.Format("2006-01-02T15:04:05.999999999")

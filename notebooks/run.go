@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/trinodb/trino-go-client/trino"
+
+	"github.com/duet-analytics/duet/internal/resulttext"
 )
 
 // TagCheck marks a data-quality check: a SQL cell whose result lists the
@@ -294,9 +296,11 @@ func (r *Runner) query(ctx context.Context, st statement) (result, error) {
 	if err != nil {
 		return res, fmt.Errorf("read result columns: %w", err)
 	}
-	res.Columns = make([]column, len(types))
-	for i, t := range types {
-		res.Columns[i] = column{Name: t.Name(), Type: t.DatabaseTypeName()}
+	res.Columns = resulttext.Columns(types)
+	for i := range res.Columns {
+		// A time's fraction is shown when it has one, not padded to the
+		// column's precision: a report reads better so.
+		res.Columns[i].Precision = -1
 	}
 	keep := max(r.cfg.MaxRows, r.cfg.MaxChartRows)
 	vals := make([]any, len(types))

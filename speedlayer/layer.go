@@ -102,6 +102,11 @@ type Config struct {
 	// it is published, and queries read that instead of its Parquet files;
 	// 0 reads the files.
 	ViewCacheRows int64 `yaml:"view_cache_rows"`
+	// CopyGrace is how long a version's engine copy stays after a handoff
+	// replaced it: a query that bound the merged view before the handoff
+	// opens the copy's database only when it reads it, so it must be there
+	// for as long as a query may run.
+	CopyGrace time.Duration `yaml:"copy_grace"`
 	// Epoch is the leadership epoch this process writes the logs under when
 	// replicas share the catalog (see claim.go); 0 when one process owns it.
 	Epoch int64 `yaml:"-"`
@@ -114,7 +119,7 @@ type Config struct {
 
 // DefaultConfig holds the defaults Validate fills in.
 func DefaultConfig() Config {
-	return Config{SegmentMaxRecords: 100_000, SegmentMaxAge: 30 * time.Second, TickInterval: 200 * time.Millisecond}
+	return Config{SegmentMaxRecords: 100_000, SegmentMaxAge: 30 * time.Second, TickInterval: 200 * time.Millisecond, CopyGrace: 5 * time.Minute}
 }
 
 // Validate fills defaults and names a bad field.
@@ -135,13 +140,16 @@ func (c *Config) Validate() error {
 	if c.TickInterval == 0 {
 		c.TickInterval = d.TickInterval
 	}
+	if c.CopyGrace == 0 {
+		c.CopyGrace = d.CopyGrace
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	if c.SegmentMaxRecords < 0 {
 		return fmt.Errorf("speedlayer.segment_max_records: must be positive, got %d", c.SegmentMaxRecords)
 	}
-	if c.SegmentMaxAge < 0 || c.TickInterval < 0 {
+	if c.SegmentMaxAge < 0 || c.TickInterval < 0 || c.CopyGrace < 0 {
 		return errors.New("speedlayer: durations must be positive")
 	}
 	if _, err := ParseMemoryBudget(c.MemoryBudget); err != nil {
@@ -168,6 +176,9 @@ type Layer struct {
 
 	// cacheSeq numbers the tables batch versions are copied into.
 	cacheSeq atomic.Int64
+	// retired holds the copies handoffs replaced, dropped after CopyGrace.
+	retiredMu sync.Mutex
+	retired   []retiredCopy
 
 	mu       sync.RWMutex
 	datasets map[string]*datasetState
@@ -266,6 +277,7 @@ func (l *Layer) Run(ctx context.Context) error {
 				l.metrics.archiveFailures.Inc()
 			}
 		}
+		l.dropRetiredCopies(time.Now())
 	}
 }
 

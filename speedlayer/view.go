@@ -167,14 +167,41 @@ func versionPaths(v *catalog.ViewVersion) []string {
 	return out
 }
 
-// dropCopy drops a copy loadVersion made once no view reads it. A query
-// that started before keeps reading its snapshot.
+// dropCopy drops a copy loadVersion made that no view definition names.
 func (l *Layer) dropCopy(table string) {
 	if table == "" {
 		return
 	}
 	if _, err := l.db.Exec("DROP TABLE IF EXISTS " + table); err != nil {
 		l.logger.Warn("drop engine copy of a batch version", "table", table, "err", err)
+	}
+}
+
+type retiredCopy struct {
+	table string
+	at    time.Time
+}
+
+// retireCopy drops a copy a handoff replaced once CopyGrace has passed.
+func (l *Layer) retireCopy(table string) {
+	if table == "" {
+		return
+	}
+	l.retiredMu.Lock()
+	defer l.retiredMu.Unlock()
+	l.retired = append(l.retired, retiredCopy{table: table, at: time.Now()})
+}
+
+func (l *Layer) dropRetiredCopies(now time.Time) {
+	l.retiredMu.Lock()
+	var due []string
+	for len(l.retired) > 0 && now.Sub(l.retired[0].at) >= l.cfg.CopyGrace {
+		due = append(due, l.retired[0].table)
+		l.retired = l.retired[1:]
+	}
+	l.retiredMu.Unlock()
+	for _, t := range due {
+		l.dropCopy(t)
 	}
 }
 
@@ -237,7 +264,7 @@ func (l *Layer) Publish(ctx context.Context, name string, version catalog.ViewVe
 		return fmt.Errorf("view %q: commit handoff: %w", name, err)
 	}
 	committed = true
-	l.dropCopy(prevTable)
+	l.retireCopy(prevTable)
 	return nil
 }
 

@@ -11,96 +11,12 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/duet-analytics/duet/internal/resulttext"
 )
 
 // resultColumn is one column of a query result, as output formats need it.
-type resultColumn struct {
-	Name string
-	// Type is the engine's type name, upper case: BIGINT, TIMESTAMP, DECIMAL...
-	Type string
-	// Precision is the fractional digits of TIME and TIMESTAMP columns (-1: unknown).
-	Precision int
-}
-
-// numeric reports whether the column's values are right-aligned in tables.
-func (c resultColumn) numeric() bool {
-	switch c.Type {
-	case "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "REAL", "DOUBLE", "DECIMAL", "NUMBER":
-		return true
-	}
-	return false
-}
-
-// formatValue renders one value as the table and CSV formats show it; ok is
-// false for NULL.
-func formatValue(v any, col resultColumn) (s string, ok bool) {
-	switch x := v.(type) {
-	case nil:
-		return "", false
-	case string:
-		return x, true
-	case []byte:
-		return string(x), true
-	case bool:
-		return strconv.FormatBool(x), true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case int:
-		return strconv.Itoa(x), true
-	case int32:
-		return strconv.FormatInt(int64(x), 10), true
-	case float64:
-		bits := 64
-		if col.Type == "REAL" {
-			bits = 32
-		}
-		return formatFloat(x, bits), true
-	case float32:
-		return formatFloat(float64(x), 32), true
-	case time.Time:
-		return formatTime(x, col), true
-	}
-	return fmt.Sprint(v), true
-}
-
-// formatFloat writes plain decimals for everyday magnitudes and exponents
-// beyond them, like the Trino CLI (Java's Double.toString) does.
-func formatFloat(f float64, bits int) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	if a := math.Abs(f); a == 0 || (a >= 1e-4 && a < 1e16) {
-		return strconv.FormatFloat(f, 'f', -1, bits)
-	}
-	return strconv.FormatFloat(f, 'g', -1, bits)
-}
-
-func formatTime(t time.Time, col resultColumn) string {
-	p := col.Precision
-	if p < 0 || p > 9 {
-		p = 3
-	}
-	frac := ""
-	if p > 0 {
-		frac = "." + strings.Repeat("0", p)
-	}
-	switch {
-	case col.Type == "DATE":
-		return t.Format(time.DateOnly)
-	case strings.HasPrefix(col.Type, "TIME WITH"):
-		return t.Format("15:04:05" + frac + " -07:00")
-	case strings.HasPrefix(col.Type, "TIMESTAMP WITH"):
-		return t.Format(time.DateOnly + " 15:04:05" + frac + " MST")
-	case col.Type == "TIME":
-		return t.Format("15:04:05" + frac)
-	}
-	return t.Format(time.DateOnly + " 15:04:05" + frac)
-}
+type resultColumn = resulttext.Column
 
 // writeTable renders a result as an aligned table: a header, a separator,
 // numbers right-aligned, NULL spelled out, and a row-count footer.
@@ -108,13 +24,13 @@ func writeTable(w io.Writer, cols []resultColumn, rows [][]any) error {
 	names := make([]string, len(cols))
 	numeric := make([]bool, len(cols))
 	for i, c := range cols {
-		names[i], numeric[i] = c.Name, c.numeric()
+		names[i], numeric[i] = c.Name, c.Numeric()
 	}
 	cells := make([][]string, len(rows))
 	for r, row := range rows {
 		cells[r] = make([]string, len(cols))
 		for i := range cols {
-			s, ok := formatValue(row[i], cols[i])
+			s, ok := resulttext.Value(row[i], cols[i])
 			if !ok {
 				s = "NULL"
 			}
@@ -246,7 +162,7 @@ func (c *csvSink) begin(cols []resultColumn) error {
 
 func (c *csvSink) row(vals []any) error {
 	for i := range c.cols {
-		c.rec[i], _ = formatValue(vals[i], c.cols[i])
+		c.rec[i], _ = resulttext.Value(vals[i], c.cols[i])
 	}
 	return c.cw.Write(c.rec)
 }
@@ -305,11 +221,11 @@ func jsonValue(v any, col resultColumn) ([]byte, error) {
 		return []byte("null"), nil
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return json.Marshal(formatFloat(x, 64))
+			return json.Marshal(resulttext.Float(x, 64))
 		}
 		return json.Marshal(x)
 	case time.Time:
-		return json.Marshal(formatTime(x, col))
+		return json.Marshal(resulttext.Time(x, col))
 	case string:
 		// Trino sends DECIMAL values as strings; keep them exact but numeric.
 		if col.Type == "DECIMAL" && json.Valid([]byte(x)) {

@@ -55,38 +55,6 @@ func TestWriteTableEmptyAndSingular(t *testing.T) {
 	}
 }
 
-func TestFormatValue(t *testing.T) {
-	ts := time.Date(2024, 5, 1, 12, 30, 5, 123456000, time.UTC)
-	tenth := 0.1
-	cases := []struct {
-		v    any
-		col  resultColumn
-		want string
-	}{
-		{ts, resultColumn{Type: "TIMESTAMP", Precision: 6}, "2024-05-01 12:30:05.123456"},
-		{ts, resultColumn{Type: "TIMESTAMP", Precision: 0}, "2024-05-01 12:30:05"},
-		{ts, resultColumn{Type: "TIMESTAMP", Precision: -1}, "2024-05-01 12:30:05.123"},
-		{ts, resultColumn{Type: "DATE"}, "2024-05-01"},
-		{ts, resultColumn{Type: "TIMESTAMP WITH TIME ZONE", Precision: 3}, "2024-05-01 12:30:05.123 UTC"},
-		{tenth + 0.2, resultColumn{Type: "DOUBLE"}, "0.30000000000000004"},
-		{float64(float32(0.1)), resultColumn{Type: "REAL"}, "0.1"},
-		{1e-7, resultColumn{Type: "DOUBLE"}, "1e-07"},
-		{math.Inf(-1), resultColumn{Type: "DOUBLE"}, "-Infinity"},
-		{math.NaN(), resultColumn{Type: "DOUBLE"}, "NaN"},
-		{true, resultColumn{Type: "BOOLEAN"}, "true"},
-		{"12.50", resultColumn{Type: "DECIMAL"}, "12.50"},
-		{[]any{int64(1), "a"}, resultColumn{Type: "ARRAY(VARCHAR)"}, "[1 a]"},
-	}
-	for _, c := range cases {
-		if got, ok := formatValue(c.v, c.col); !ok || got != c.want {
-			t.Errorf("formatValue(%v, %s) = %q, want %q", c.v, c.col.Type, got, c.want)
-		}
-	}
-	if _, ok := formatValue(nil, resultColumn{}); ok {
-		t.Error("nil is not NULL")
-	}
-}
-
 func TestWriteCSVAndJSON(t *testing.T) {
 	cols := []resultColumn{{Name: "name", Type: "VARCHAR"}, {Name: "n", Type: "BIGINT"}, {Name: "d", Type: "DECIMAL"}, {Name: "x", Type: "DOUBLE"}}
 	rows := [][]any{{"a,b", int64(1), "1.50", math.Inf(1)}, {nil, nil, nil, 2.5}}

@@ -12,6 +12,7 @@ import (
 	"github.com/trinodb/trino-go-client/trino" // registers the "trino" driver
 
 	"github.com/duet-analytics/duet/client"
+	"github.com/duet-analytics/duet/internal/resulttext"
 )
 
 func newSQLCmd(a *app) *cobra.Command {
@@ -138,13 +139,7 @@ func streamQuery(ctx context.Context, c *client.Client, user, query string, sink
 	if err != nil {
 		return fmt.Errorf("read result columns: %w", err)
 	}
-	cols := make([]resultColumn, len(types))
-	for i, t := range types {
-		cols[i] = resultColumn{Name: t.Name(), Type: t.DatabaseTypeName(), Precision: -1}
-		if p, _, ok := t.DecimalSize(); ok {
-			cols[i].Precision = int(p)
-		}
-	}
+	cols := resulttext.Columns(types)
 	if err := sink.begin(cols); err != nil {
 		return err
 	}
