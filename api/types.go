@@ -272,6 +272,8 @@ type Job struct {
 	Executor        *JobExecutor `json:"executor,omitempty"`
 	// Progress is the running attempt's latest heartbeat.
 	Progress *JobProgress `json:"progress,omitempty"`
+	// Schedule is the schedule whose fire submitted the job.
+	Schedule string `json:"schedule,omitempty"`
 }
 
 // JobList is the answer of GET /v1/jobs, newest first.

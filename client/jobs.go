@@ -17,6 +17,8 @@ import (
 // Limit of 0 lets the server choose (100).
 type JobFilter struct {
 	View, State, Kind, User string
+	// Schedule keeps the jobs of that job schedule.
+	Schedule string
 	// Since keeps the jobs created at or after it.
 	Since         time.Time
 	Limit, Offset int
@@ -24,7 +26,7 @@ type JobFilter struct {
 
 func (f JobFilter) query() url.Values {
 	q := url.Values{}
-	for k, v := range map[string]string{"view": f.View, "state": f.State, "kind": f.Kind, "user": f.User} {
+	for k, v := range map[string]string{"view": f.View, "state": f.State, "kind": f.Kind, "user": f.User, "schedule": f.Schedule} {
 		if v != "" {
 			q.Set(k, v)
 		}

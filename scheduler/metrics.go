@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "duet_scheduler_jobs_running", Help: "Job attempts running now.",
 		}),
 		fires: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "duet_scheduler_cron_fires_total", Help: "Cron fires that queued a build (or were absorbed by a queued one).",
+			Name: "duet_scheduler_cron_fires_total", Help: "Cron fires that queued a job: a view build (or were absorbed by a queued one), or a job schedule's job.",
 		}),
 	}
 	if reg != nil {

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -85,7 +86,7 @@ type Runner interface {
 }
 
 // Catalog stores jobs, reads views' policies and remembers each schedule's
-// last fire.
+// last fire: of a view's builds, or of a job schedule.
 type Catalog interface {
 	CreateJob(ctx context.Context, j catalog.Job) error
 	GetJob(ctx context.Context, id string) (catalog.Job, error)
@@ -94,6 +95,8 @@ type Catalog interface {
 	GetView(ctx context.Context, name string) (catalog.View, error)
 	LastFire(ctx context.Context, view string) (time.Time, error)
 	SetLastFire(ctx context.Context, view string, at time.Time) error
+	JobScheduleLastFire(ctx context.Context, name string) (time.Time, error)
+	SetJobScheduleLastFire(ctx context.Context, name string, at time.Time) error
 }
 
 // Config for the scheduler.
@@ -185,8 +188,9 @@ type HealthReporter interface {
 	ClusterHealthy(name string) bool
 }
 
-// Scheduler queues and runs jobs. Submit, Kill, Schedule and Unschedule are
-// safe to call from any goroutine, before or while Run runs.
+// Scheduler queues and runs jobs. Submit, Kill, Schedule, ScheduleJob and
+// their Unschedule are safe to call from any goroutine, before or while Run
+// runs.
 type Scheduler struct {
 	cfg     Config
 	cat     Catalog
@@ -199,20 +203,52 @@ type Scheduler struct {
 	// mu serialises job state transitions (start, finish, kill, submit),
 	// so each reads and writes the catalog without a competing writer.
 	mu        sync.Mutex
-	schedules map[string]*schedule
+	schedules map[scheduleKey]*schedule
 	running   map[string]*run
 	wg        sync.WaitGroup // one per running attempt
 }
 
-// schedule is one view's cron schedule.
+// scheduleKey names a cron schedule: a view's builds, or a job schedule's
+// jobs (job true). Views and job schedules name theirs apart.
+type scheduleKey struct {
+	job  bool
+	name string
+}
+
+// schedule is one cron schedule. Replacing it with different settings
+// replaces the pointer, so a pass that began before can tell.
 type schedule struct {
 	spec   string
 	sched  cron.Schedule
 	policy Catchup
+	// job is a job schedule's template; nil for a view's builds.
+	job *SubmitRequest
+	// created: a job schedule fires only after it, even if no fire was
+	// ever recorded. Zero for a view, whose schedule starts when first
+	// watched.
+	created time.Time
+	// since is when this scheduler took the schedule: fires before it were
+	// missed while no scheduler watched (the catch-up policy decides), later
+	// ones are on time.
+	since time.Time
 	// last is the latest fire handled; loaded is false until the loop has
 	// read it from the catalog (and applied the catch-up policy).
 	last   time.Time
 	loaded bool
+	// err says why the latest fire's job was not submitted; "" if it was.
+	err string
+}
+
+// request is the job of one fire. Its ID is a function of the schedule and
+// the fire, so a fire handled twice (after a crash between submitting its
+// job and recording it) submits nothing new.
+func (e *schedule) request(key scheduleKey, fire time.Time) SubmitRequest {
+	if e.job == nil {
+		return SubmitRequest{Kind: KindViewBuild, View: key.name, ID: fireJobID(key.name, fire)}
+	}
+	req := *e.job
+	req.ID, req.Schedule = JobFireID(key.name, fire), key.name
+	return req
 }
 
 // run is one attempt in progress.
@@ -237,7 +273,7 @@ func New(cfg Config, cat Catalog, runner Runner, clock Clock, logger *slog.Logge
 		cfg: cfg, cat: cat, runner: runner, clock: clock, logger: logger,
 		metrics:   newMetrics(reg),
 		wake:      make(chan struct{}, 1),
-		schedules: map[string]*schedule{},
+		schedules: map[scheduleKey]*schedule{},
 		running:   map[string]*run{},
 	}, nil
 }
@@ -261,19 +297,27 @@ func (s *Scheduler) Schedule(view, spec string, policy Catchup) error {
 	if policy, err = ParseCatchup(string(policy)); err != nil {
 		return err
 	}
+	s.watch(scheduleKey{name: view}, &schedule{spec: spec, sched: sched, policy: policy})
+	return nil
+}
+
+// watch makes e the schedule of key, unless key has one with the same
+// settings, which goes on as it was.
+func (s *Scheduler) watch(key scheduleKey, e *schedule) {
 	s.mu.Lock()
-	if cur, ok := s.schedules[view]; !ok || cur.spec != spec || cur.policy != policy {
-		s.schedules[view] = &schedule{spec: spec, sched: sched, policy: policy}
+	cur, ok := s.schedules[key]
+	if !ok || cur.spec != e.spec || cur.policy != e.policy || !cur.created.Equal(e.created) || !reflect.DeepEqual(cur.job, e.job) {
+		e.since = s.clock.Now()
+		s.schedules[key] = e
 	}
 	s.mu.Unlock()
 	s.notify()
-	return nil
 }
 
 // Unschedule stops the view's schedule; its queued and running jobs go on.
 func (s *Scheduler) Unschedule(view string) {
 	s.mu.Lock()
-	delete(s.schedules, view)
+	delete(s.schedules, scheduleKey{name: view})
 	s.mu.Unlock()
 }
 
@@ -342,44 +386,41 @@ func (s *Scheduler) pass(ctx context.Context) time.Time {
 
 // fireSchedules creates the jobs of due cron fires and returns the next fire.
 func (s *Scheduler) fireSchedules(ctx context.Context, now time.Time) time.Time {
+	type watched struct {
+		ptr *schedule
+		e   schedule // a copy, read under the lock
+	}
 	s.mu.Lock()
-	views := make(map[string]schedule, len(s.schedules))
-	for v, e := range s.schedules {
-		views[v] = *e
+	all := make(map[scheduleKey]watched, len(s.schedules))
+	for k, e := range s.schedules {
+		all[k] = watched{ptr: e, e: *e}
 	}
 	s.mu.Unlock()
 
 	var next time.Time
-	for view, e := range views {
-		f, ok := s.dueFires(ctx, view, e, now)
+	for key, w := range all {
+		e := w.e
+		f, prev, ok := s.dueFires(ctx, key, e, now)
 		if !ok {
 			continue
 		}
-		for _, fire := range f.Run {
-			// One job per fire, named by it, so a fire repeated after a crash
-			// (jobs created, last fire not yet recorded) creates nothing new.
-			// CatchupAll must not let a queued job absorb the others.
-			absorb := e.loaded || e.policy != CatchupAll
-			req := SubmitRequest{Kind: KindViewBuild, View: view, ID: fireJobID(view, fire)}
-			j, err := s.submit(ctx, req, absorb)
-			if err != nil {
-				s.logger.Error("scheduled build not queued", "view", view, "fire", fire, "err", err)
-				continue
-			}
-			s.metrics.fires.Inc()
-			s.logger.Info("scheduled build queued", "view", view, "fire", fire, "job", j.ID)
+		// The jobs first, then the record: a crash between the two repeats
+		// the fires, which create nothing new (see request).
+		if !s.submitFires(ctx, key, w.ptr, f.Run) {
+			continue // unscheduled meanwhile; its record may be gone
 		}
-		if dropped := f.Missed - len(f.Run); dropped > 0 && !e.loaded {
-			s.logger.Warn("schedule fires missed while the server was down", "view", view, "catchup", e.policy, "missed", f.Missed, "run", len(f.Run))
-		}
-		if !f.Latest.Equal(e.last) {
-			if err := s.cat.SetLastFire(ctx, view, f.Latest); err != nil {
-				s.logger.Error("record last fire", "view", view, "err", err)
+		if !f.Latest.Equal(prev) {
+			err := s.setLastFire(ctx, key, f.Latest)
+			switch {
+			case key.job && errors.Is(err, catalog.ErrNotFound):
+				// Deleted after its last fire was submitted: nothing to record.
+			case err != nil:
+				s.logger.Error("record last fire", s.scheduleAttr(key), key.name, "err", err)
 			}
 		}
 		s.mu.Lock()
-		if cur := s.schedules[view]; cur != nil && cur.spec == e.spec && cur.policy == e.policy {
-			cur.last, cur.loaded = f.Latest, true
+		if s.schedules[key] == w.ptr {
+			w.ptr.last, w.ptr.loaded = f.Latest, true
 		}
 		s.mu.Unlock()
 		if n := e.sched.Next(f.Latest); !n.IsZero() && (next.IsZero() || n.Before(next)) {
@@ -389,22 +430,88 @@ func (s *Scheduler) fireSchedules(ctx context.Context, now time.Time) time.Time 
 	return next
 }
 
-// dueFires applies Due to one schedule: with its catch-up policy the first
-// time (fires since the last one recorded were missed while no scheduler
-// ran), on time afterwards. A schedule never recorded starts from now.
-func (s *Scheduler) dueFires(ctx context.Context, view string, e schedule, now time.Time) (Fires, bool) {
+// submitFires submits the jobs of a schedule's fires. It returns false,
+// submitting nothing more, once the schedule is no longer e: after
+// Unschedule returns, no job of the schedule is submitted.
+func (s *Scheduler) submitFires(ctx context.Context, key scheduleKey, e *schedule, fires []time.Time) bool {
+	for _, fire := range fires {
+		req := e.request(key, fire)
+		s.mu.Lock()
+		if s.schedules[key] != e {
+			s.mu.Unlock()
+			return false
+		}
+		// CatchupAll must not let a queued build absorb the others.
+		absorb := e.loaded || e.policy != CatchupAll
+		j, err := s.submit(ctx, req, absorb)
+		e.err = ""
+		if err != nil {
+			e.err = fmt.Sprintf("fire at %s: %v", fire.Format(time.RFC3339), err)
+		}
+		s.mu.Unlock()
+		if err != nil {
+			s.logger.Error("scheduled job not queued", s.scheduleAttr(key), key.name, "fire", fire, "err", err)
+			continue
+		}
+		s.metrics.fires.Inc()
+		s.logger.Info("scheduled job queued", s.scheduleAttr(key), key.name, "fire", fire, "job", j.ID, "kind", j.Kind)
+	}
+	return true
+}
+
+// scheduleAttr is the log key naming a schedule.
+func (s *Scheduler) scheduleAttr(key scheduleKey) string {
+	if key.job {
+		return "schedule"
+	}
+	return "view"
+}
+
+func (s *Scheduler) lastFire(ctx context.Context, key scheduleKey) (time.Time, error) {
+	if key.job {
+		return s.cat.JobScheduleLastFire(ctx, key.name)
+	}
+	return s.cat.LastFire(ctx, key.name)
+}
+
+func (s *Scheduler) setLastFire(ctx context.Context, key scheduleKey, at time.Time) error {
+	if key.job {
+		return s.cat.SetJobScheduleLastFire(ctx, key.name, at)
+	}
+	return s.cat.SetLastFire(ctx, key.name, at)
+}
+
+// dueFires applies Due to one schedule: the first time, with its catch-up
+// policy to the fires up to since (missed while no scheduler watched) and
+// on time to the later ones; on time afterwards. prev is the last fire it
+// starts from, which need not be recorded again. A view's schedule never
+// recorded starts from now; a job schedule's from its creation.
+func (s *Scheduler) dueFires(ctx context.Context, key scheduleKey, e schedule, now time.Time) (f Fires, prev time.Time, ok bool) {
 	if e.loaded {
-		return Due(e.sched, e.last, now, CatchupOnce), true
+		return Due(e.sched, e.last, now, CatchupOnce), e.last, true
 	}
-	last, err := s.cat.LastFire(ctx, view)
+	prev, err := s.lastFire(ctx, key)
 	if err != nil {
-		s.logger.Error("read last fire", "view", view, "err", err)
-		return Fires{}, false
+		s.logger.Error("read last fire", s.scheduleAttr(key), key.name, "err", err)
+		return Fires{}, time.Time{}, false
 	}
-	if last.IsZero() {
-		return Fires{Latest: now}, true
+	if prev.IsZero() {
+		prev = e.created
 	}
-	return Due(e.sched, last, now, e.policy), true
+	if prev.IsZero() {
+		return Fires{Latest: now}, time.Time{}, true
+	}
+	until := e.since
+	if until.After(now) {
+		until = now
+	}
+	down := Due(e.sched, prev, until, e.policy)
+	if dropped := down.Missed - len(down.Run); dropped > 0 {
+		s.logger.Warn("schedule fires missed while the server was down", s.scheduleAttr(key), key.name,
+			"catchup", e.policy, "missed", down.Missed, "run", len(down.Run))
+	}
+	onTime := Due(e.sched, down.Latest, now, CatchupOnce)
+	return Fires{Run: append(down.Run, onTime.Run...), Missed: down.Missed + onTime.Missed, Latest: onTime.Latest}, prev, true
 }
 
 // enforceTimeouts cancels attempts past their deadline and returns the next deadline.

@@ -36,6 +36,9 @@ type SubmitRequest struct {
 	// when positive.
 	Timeout     time.Duration
 	MaxAttempts int
+	// Schedule is the job schedule whose fire submits the job; the
+	// scheduler sets it.
+	Schedule string
 }
 
 var validParam = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -169,7 +172,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (catalog.Job,
 func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, absorb bool) (catalog.Job, error) {
 	same := func(j catalog.Job) bool {
 		return j.Kind == req.Kind && j.View == req.View && maps.Equal(j.Params, req.Params) &&
-			j.User == req.User && j.SQL == req.SQL && j.Output == req.Output &&
+			j.User == req.User && j.SQL == req.SQL && j.Output == req.Output && j.Schedule == req.Schedule &&
 			slices.EqualFunc(j.Criteria, req.Criteria, slices.Equal)
 	}
 	if req.ID != "" {
@@ -231,7 +234,7 @@ func (s *Scheduler) submit(ctx context.Context, req SubmitRequest, absorb bool) 
 	j := catalog.Job{
 		ID: req.ID, Kind: req.Kind, View: req.View, Params: maps.Clone(req.Params), State: StateQueued,
 		CreatedAt: s.clock.Now(), MaxAttempts: attempts, Timeout: timeout,
-		User: req.User, SQL: req.SQL, Output: req.Output, Criteria: req.Criteria,
+		User: req.User, SQL: req.SQL, Output: req.Output, Criteria: req.Criteria, Schedule: req.Schedule,
 	}
 	if len(j.Params) == 0 {
 		j.Params = nil

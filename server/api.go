@@ -43,6 +43,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/views/{name}/builds", s.buildView)
 	s.rowsRoutes(mux)
 	s.jobRoutes(mux)
+	s.scheduleRoutes(mux)
 	s.consoleRoutes(mux)
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))

@@ -24,6 +24,10 @@ var adminActions = map[string]string{
 	"GET /v1/jobs/{id}/output/{file}":      "read job output",
 	"POST /v1/jobs":                        "submit jobs",
 	"DELETE /v1/jobs/{id}":                 "kill jobs",
+	"POST /v1/schedules":                   "create job schedules",
+	"GET /v1/schedules":                    "list job schedules",
+	"GET /v1/schedules/{name}":             "read job schedules",
+	"DELETE /v1/schedules/{name}":          "delete job schedules",
 }
 
 // readEndpoints are the endpoints that show one relation: its schema, and

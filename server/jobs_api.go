@@ -59,37 +59,44 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
+	sr, err := submitRequest(req, jobUser(r))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	s.submit(w, r, sr)
+}
+
+// submitRequest reads a job request (of POST /v1/jobs, or a schedule's
+// template) into the scheduler's, submitted by user. Its error is the 400
+// answer; the scheduler checks the rest.
+func submitRequest(req api.JobRequest, user string) (scheduler.SubmitRequest, error) {
 	sr := scheduler.SubmitRequest{
-		ID: req.ID, Kind: req.Kind, View: req.View, Params: req.Params, User: jobUser(r),
+		ID: req.ID, Kind: req.Kind, View: req.View, Params: req.Params, User: user,
 		SQL: req.SQL, Output: req.Output, Criteria: req.ClusterCriteria, MaxAttempts: req.MaxAttempts,
 	}
 	switch {
 	case req.Kind == api.JobKindNotebook && req.SQL != "":
-		writeError(w, http.StatusBadRequest, `a notebook job takes its notebook in "notebook", not "sql"`)
-		return
+		return sr, errors.New(`a notebook job takes its notebook in "notebook", not "sql"`)
 	case req.Kind == api.JobKindNotebook:
 		var err error
 		if sr.SQL, err = checkNotebook(req.Notebook, req.Params); err != nil {
-			writeError(w, http.StatusBadRequest, "%v", err)
-			return
+			return sr, err
 		}
 	case len(req.Notebook) > 0:
-		writeError(w, http.StatusBadRequest, "only notebook jobs take a notebook (kind %q)", api.JobKindNotebook)
-		return
+		return sr, fmt.Errorf("only notebook jobs take a notebook (kind %q)", api.JobKindNotebook)
 	}
 	if req.Timeout != "" {
 		d, err := time.ParseDuration(req.Timeout)
 		if err != nil || d < time.Second {
-			writeError(w, http.StatusBadRequest, "timeout %q: give a duration of at least 1s, such as 30m or 2h", req.Timeout)
-			return
+			return sr, fmt.Errorf("timeout %q: give a duration of at least 1s, such as 30m or 2h", req.Timeout)
 		}
 		sr.Timeout = d
 	}
 	if req.MaxAttempts < 0 || req.MaxAttempts > maxViewRetries+1 {
-		writeError(w, http.StatusBadRequest, "max_attempts %d: give a number from 1 to %d", req.MaxAttempts, maxViewRetries+1)
-		return
+		return sr, fmt.Errorf("max_attempts %d: give a number from 1 to %d", req.MaxAttempts, maxViewRetries+1)
 	}
-	s.submit(w, r, sr)
+	return sr, nil
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, req scheduler.SubmitRequest) {
@@ -126,7 +133,7 @@ func (s *Server) jobDoc(ctx context.Context, j catalog.Job, withVersion bool) (a
 	doc := api.Job{
 		ID: j.ID, Kind: j.Kind, View: j.View, Params: j.Params, State: j.State,
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, CreatedAt: j.CreatedAt, Error: j.Error, LogPrefix: j.LogPrefix,
-		User: j.User, SQL: j.SQL, Output: j.Output, ClusterCriteria: j.Criteria,
+		User: j.User, SQL: j.SQL, Output: j.Output, ClusterCriteria: j.Criteria, Schedule: j.Schedule,
 	}
 	if j.Kind == scheduler.KindNotebook {
 		doc.SQL = "" // the notebook, which GET .../output/notebook.ipynb shows executed
@@ -187,7 +194,8 @@ func formatDuration(d time.Duration) string {
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := catalog.JobFilter{View: q.Get("view"), State: q.Get("state"), Kind: q.Get("kind"), User: q.Get("user"), Limit: defaultJobLimit}
+	f := catalog.JobFilter{View: q.Get("view"), State: q.Get("state"), Kind: q.Get("kind"), User: q.Get("user"),
+		Schedule: q.Get("schedule"), Limit: defaultJobLimit}
 	if f.State != "" && !slices.Contains(scheduler.States, f.State) {
 		writeError(w, http.StatusBadRequest, "state %q: use one of %s", f.State, strings.Join(scheduler.States, ", "))
 		return

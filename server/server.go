@@ -189,6 +189,9 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.load(ctx); err != nil {
 		return err
 	}
+	if err := s.loadJobSchedules(ctx); err != nil {
+		return err
+	}
 	if err := s.sqlJobs.restoreTables(ctx); err != nil {
 		return fmt.Errorf("restore the tables of schema jobs: %w", err)
 	}

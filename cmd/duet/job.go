@@ -32,7 +32,7 @@ func newJobListCmd(a *app) *cobra.Command {
 		since string
 	)
 	cmd := &cobra.Command{
-		Use:   "list [--view V] [--state S] [--kind K] [--user U] [--since 2h] [--limit N]",
+		Use:   "list [--view V] [--state S] [--kind K] [--user U] [--schedule S] [--since 2h] [--limit N]",
 		Short: "List jobs, newest first",
 		Args:  argsExactly(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -64,6 +64,7 @@ func newJobListCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&f.State, "state", "", "only jobs in this state: queued, running, succeeded, failed, killed or timed_out")
 	cmd.Flags().StringVar(&f.Kind, "kind", "", "only jobs of this kind: sql, notebook, view-build, backfill or compaction")
 	cmd.Flags().StringVar(&f.User, "user", "", "only jobs this user submitted")
+	cmd.Flags().StringVar(&f.Schedule, "schedule", "", "only jobs this schedule submitted")
 	cmd.Flags().StringVar(&since, "since", "", "only jobs created since this time (RFC 3339, such as 2024-05-01T12:00:00Z) or this long ago (such as 2h or 7d)")
 	cmd.Flags().IntVar(&f.Limit, "limit", 20, "show at most this many jobs")
 	return cmd

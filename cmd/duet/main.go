@@ -96,6 +96,7 @@ ingest records, define views over them, watch their builds and query them with S
 		newIngestCmd(a),
 		newViewCmd(a),
 		newJobCmd(a),
+		newScheduleCmd(a),
 		newSQLCmd(a),
 		newNotebookCmd(a),
 	)

@@ -31,6 +31,7 @@ func RunContract(t *testing.T, open func(t *testing.T) *Store) {
 	t.Run("GarbageQueue", func(t *testing.T) { testGarbageQueue(t, open(t)) })
 	t.Run("SourcePositions", func(t *testing.T) { testSourcePositions(t, open(t)) })
 	t.Run("Dashboards", func(t *testing.T) { testDashboards(t, open(t)) })
+	t.Run("JobSchedules", func(t *testing.T) { testJobSchedules(t, open(t)) })
 }
 
 // t0 is a fixed time at the stored (millisecond, UTC) precision, so values
@@ -727,5 +728,104 @@ func testDashboards(t *testing.T, s *Store) {
 	wantErr(t, "DeleteDashboard(deleted)", s.DeleteDashboard(ctx, "ops"), ErrNotFound)
 	if list, err := s.ListDashboards(ctx); err != nil || len(list) != 3 {
 		t.Fatalf("ListDashboards after delete = %d, %v; want 3", len(list), err)
+	}
+}
+
+func testJobSchedules(t *testing.T, s *Store) {
+	ctx := t.Context()
+	if got, err := s.ListJobSchedules(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("ListJobSchedules on empty store = %v, %v; want empty", got, err)
+	}
+	_, err := s.GetJobSchedule(ctx, "nightly")
+	wantErr(t, "GetJobSchedule(missing)", err, ErrNotFound)
+	wantErr(t, "DeleteJobSchedule(missing)", s.DeleteJobSchedule(ctx, "nightly"), ErrNotFound)
+	_, err = s.JobScheduleLastFire(ctx, "nightly")
+	wantErr(t, "JobScheduleLastFire(missing)", err, ErrNotFound)
+	wantErr(t, "SetJobScheduleLastFire(missing)", s.SetJobScheduleLastFire(ctx, "nightly", at(1)), ErrNotFound)
+	if err := s.CreateJobSchedule(ctx, JobSchedule{Name: "nightly", Cron: "0 6 * * *"}); err == nil {
+		t.Fatal("CreateJobSchedule without a job kind succeeded")
+	}
+
+	want := JobSchedule{Name: "nightly", Cron: "0 6 * * *", Catchup: "once", CreatedAt: t0, Job: Job{
+		Kind: "notebook", Params: map[string]string{"day": "2025-03-14", "n": "3"}, User: "alice",
+		SQL: `{"cells":[]}`, Criteria: [][]string{{"gpu", "eu"}, {"default"}}, Timeout: 90 * time.Second, MaxAttempts: 2,
+	}}
+	if err := s.CreateJobSchedule(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "CreateJobSchedule(taken)", s.CreateJobSchedule(ctx, want), ErrExists)
+	if got, err := s.GetJobSchedule(ctx, "nightly"); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("GetJobSchedule = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := s.JobScheduleLastFire(ctx, "nightly"); err != nil || !got.IsZero() {
+		t.Fatalf("JobScheduleLastFire before any = %v, %v; want zero", got, err)
+	}
+	for _, when := range []time.Time{at(1), at(60), at(30)} { // last write wins, even going back
+		if err := s.SetJobScheduleLastFire(ctx, "nightly", when); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.JobScheduleLastFire(ctx, "nightly"); err != nil || !got.Equal(when) {
+			t.Fatalf("JobScheduleLastFire = %v, %v; want %v", got, err, when)
+		}
+	}
+	if err := s.SetJobScheduleLastFire(ctx, "nightly", time.Time{}); err == nil {
+		t.Fatal("SetJobScheduleLastFire(zero time) succeeded")
+	}
+	want.LastFire = at(30)
+
+	// A sql schedule with no params, criteria or limits; listed by the bytes
+	// of the names on every backend.
+	for _, name := range []string{"Zeta", "alpha"} {
+		if err := s.CreateJobSchedule(ctx, JobSchedule{Name: name, Cron: "*/2 * * * * *", Catchup: "skip", CreatedAt: at(2),
+			Job: Job{Kind: "sql", SQL: "SELECT 1", Output: "jobs.daily"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.ListJobSchedules(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, js := range list {
+		names = append(names, js.Name)
+	}
+	if !slices.Equal(names, []string{"Zeta", "alpha", "nightly"}) {
+		t.Fatalf("ListJobSchedules names = %v", names)
+	}
+	if !reflect.DeepEqual(list[2], want) {
+		t.Fatalf("listed nightly = %+v; want %+v", list[2], want)
+	}
+	plain := JobSchedule{Name: "alpha", Cron: "*/2 * * * * *", Catchup: "skip", CreatedAt: at(2), Job: Job{Kind: "sql", SQL: "SELECT 1", Output: "jobs.daily"}}
+	if !reflect.DeepEqual(list[1], plain) {
+		t.Fatalf("listed alpha = %+v; want %+v", list[1], plain)
+	}
+
+	// Jobs carry the schedule that submitted them, and list by it.
+	for i, sched := range []string{"nightly", "alpha", "nightly", ""} {
+		j := Job{ID: fmt.Sprintf("j%d", i), Kind: "sql", State: "queued", CreatedAt: at(i), Schedule: sched}
+		if err := s.CreateJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.GetJob(ctx, "j0"); err != nil || got.Schedule != "nightly" {
+		t.Fatalf("GetJob(j0) = %+v, %v; want schedule nightly", got, err)
+	}
+	jobs, err := s.ListJobs(ctx, JobFilter{Schedule: "nightly"})
+	if err != nil || len(jobs) != 2 || jobs[0].ID != "j2" || jobs[1].ID != "j0" {
+		t.Fatalf("ListJobs(schedule nightly) = %+v, %v; want j2, j0", jobs, err)
+	}
+
+	// Deleting a schedule keeps its jobs.
+	if err := s.DeleteJobSchedule(ctx, "nightly"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetJobSchedule(ctx, "nightly")
+	wantErr(t, "GetJobSchedule(deleted)", err, ErrNotFound)
+	wantErr(t, "SetJobScheduleLastFire(deleted)", s.SetJobScheduleLastFire(ctx, "nightly", at(90)), ErrNotFound)
+	if jobs, err := s.ListJobs(ctx, JobFilter{Schedule: "nightly"}); err != nil || len(jobs) != 2 {
+		t.Fatalf("jobs of a deleted schedule = %d, %v; want 2 kept", len(jobs), err)
+	}
+	if list, err := s.ListJobSchedules(ctx); err != nil || len(list) != 2 {
+		t.Fatalf("ListJobSchedules after delete = %d, %v; want 2", len(list), err)
 	}
 }

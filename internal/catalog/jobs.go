@@ -36,14 +36,16 @@ type Job struct {
 	Criteria [][]string
 	// Cluster is where the latest attempt runs or ran.
 	Cluster string
+	// Schedule is the job schedule that submitted the job ("" if none).
+	Schedule string
 }
 
 // JobFilter selects jobs; empty fields match everything, Limit <= 0 means no
 // limit. Since keeps jobs created at or after it; Offset skips that many.
 type JobFilter struct {
-	State, View, Kind, User string
-	Since                   time.Time
-	Limit, Offset           int
+	State, View, Kind, User, Schedule string
+	Since                             time.Time
+	Limit, Offset                     int
 }
 
 func (j Job) validate() error {
@@ -64,7 +66,7 @@ func (j Job) validate() error {
 
 const jobColumns = `id, kind, view_name, state, error_message, created_at, started_at, finished_at, version, attempt,
 	params_json, max_attempts, next_attempt_at, log_prefix, timeout_ms,
-	user_name, sql_text, output, criteria_json, cluster`
+	user_name, sql_text, output, criteria_json, cluster, schedule_name`
 
 // encodeJobJSON encodes the job's params and criteria for their columns.
 func encodeJobJSON(j Job) (params, criteria string, err error) {
@@ -96,11 +98,11 @@ func (s *Store) CreateJob(ctx context.Context, j Job) error {
 		return fmt.Errorf("create job %q: %w", j.ID, err)
 	}
 	res, err := s.execWrite(ctx, `INSERT INTO jobs (`+jobColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (id) DO NOTHING`,
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (id) DO NOTHING`,
 		j.ID, j.Kind, j.View, j.State, j.Error, toMillis(createdAt(j.CreatedAt)),
 		toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt,
 		params, j.MaxAttempts, toNullMillis(j.NextAttemptAt), j.LogPrefix, j.Timeout.Milliseconds(),
-		j.User, j.SQL, j.Output, criteria, j.Cluster)
+		j.User, j.SQL, j.Output, criteria, j.Cluster, j.Schedule)
 	if err != nil {
 		return fmt.Errorf("create job %q: %w", j.ID, err)
 	}
@@ -136,11 +138,11 @@ func (s *Store) UpdateJob(ctx context.Context, j Job) error {
 UPDATE jobs SET kind = $2, view_name = $3, state = $4, error_message = $5,
 	started_at = $6, finished_at = $7, version = $8, attempt = $9,
 	params_json = $10, max_attempts = $11, next_attempt_at = $12, log_prefix = $13, timeout_ms = $14,
-	user_name = $15, sql_text = $16, output = $17, criteria_json = $18, cluster = $19
+	user_name = $15, sql_text = $16, output = $17, criteria_json = $18, cluster = $19, schedule_name = $20
 WHERE id = $1`,
 		j.ID, j.Kind, j.View, j.State, j.Error, toNullMillis(j.StartedAt), toNullMillis(j.FinishedAt), j.Version, j.Attempt,
 		params, j.MaxAttempts, toNullMillis(j.NextAttemptAt), j.LogPrefix, j.Timeout.Milliseconds(),
-		j.User, j.SQL, j.Output, criteria, j.Cluster)
+		j.User, j.SQL, j.Output, criteria, j.Cluster, j.Schedule)
 	if err != nil {
 		return fmt.Errorf("update job %q: %w", j.ID, err)
 	}
@@ -163,6 +165,7 @@ func (s *Store) ListJobs(ctx context.Context, filter JobFilter) ([]Job, error) {
 	)
 	for _, f := range []struct{ column, value string }{
 		{"state", filter.State}, {"view_name", filter.View}, {"kind", filter.Kind}, {"user_name", filter.User},
+		{"schedule_name", filter.Schedule},
 	} {
 		if f.value != "" {
 			args = append(args, f.value)
@@ -216,7 +219,7 @@ func scanJob(row interface{ Scan(...any) error }) (Job, error) {
 	)
 	if err := row.Scan(&j.ID, &j.Kind, &j.View, &j.State, &j.Error, &created, &started, &finished, &j.Version, &j.Attempt,
 		&params, &j.MaxAttempts, &nextAtt, &j.LogPrefix, &timeoutMs,
-		&j.User, &j.SQL, &j.Output, &criteria, &j.Cluster); err != nil {
+		&j.User, &j.SQL, &j.Output, &criteria, &j.Cluster, &j.Schedule); err != nil {
 		return Job{}, err
 	}
 	if err := json.Unmarshal([]byte(criteria), &j.Criteria); err != nil {

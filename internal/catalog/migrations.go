@@ -155,6 +155,30 @@ CREATE TABLE dashboards (
 	updated_at BIGINT NOT NULL
 );
 `,
+	// 8: job schedules: a sql or notebook job's template fired on a cron
+	// spec, the last fire each has handled, and on every job the schedule
+	// that submitted it ('' for the others).
+	`
+CREATE TABLE job_schedules (
+	name          TEXT PRIMARY KEY,
+	cron          TEXT NOT NULL,
+	catchup       TEXT NOT NULL,
+	kind          TEXT NOT NULL,
+	params_json   TEXT NOT NULL,
+	user_name     TEXT NOT NULL,
+	sql_text      TEXT NOT NULL,
+	output        TEXT NOT NULL,
+	criteria_json TEXT NOT NULL,
+	timeout_ms    BIGINT NOT NULL,
+	max_attempts  BIGINT NOT NULL,
+	created_at    BIGINT NOT NULL,
+	-- NULL until the schedule first fires.
+	last_fire_at  BIGINT
+);
+
+ALTER TABLE jobs ADD COLUMN schedule_name TEXT NOT NULL DEFAULT '';
+CREATE INDEX jobs_by_schedule ON jobs (schedule_name, created_at, id);
+`,
 }
 
 // migrate applies the migrations the database has not seen, all in one
