@@ -130,15 +130,25 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
+// lookupSchedule reads the schedule the path names, answering 404 or 500
+// itself when it cannot.
+func (s *Server) lookupSchedule(w http.ResponseWriter, r *http.Request) (catalog.JobSchedule, bool) {
 	name := r.PathValue("name")
 	js, err := s.cat.GetJobSchedule(r.Context(), name)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		writeError(w, http.StatusNotFound, "schedule %q not found", name)
-		return
+		return js, false
 	case err != nil:
 		s.internalError(w, "read schedule", err)
+		return js, false
+	}
+	return js, true
+}
+
+func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
+	js, ok := s.lookupSchedule(w, r)
+	if !ok {
 		return
 	}
 	doc, err := s.scheduleDoc(r.Context(), js, true)
@@ -152,18 +162,13 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 // deleteSchedule stops the schedule before it removes it, so no fire
 // submits a job once the answer (204) is sent; its jobs go on.
 func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	js, err := s.cat.GetJobSchedule(r.Context(), name)
-	switch {
-	case errors.Is(err, catalog.ErrNotFound):
-		writeError(w, http.StatusNotFound, "schedule %q not found", name)
-		return
-	case err != nil:
-		s.internalError(w, "read schedule", err)
+	js, ok := s.lookupSchedule(w, r)
+	if !ok {
 		return
 	}
+	name := js.Name
 	s.sched.UnscheduleJob(name)
-	err = s.cat.DeleteJobSchedule(r.Context(), name)
+	err := s.cat.DeleteJobSchedule(r.Context(), name)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		writeError(w, http.StatusNotFound, "schedule %q not found", name)
