@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,32 +54,101 @@ func waitArchived(t *testing.T, p *proc, events int) {
 	}
 }
 
-// freezeExecutor waits until job jobID runs on an executor and stops that
-// executor with SIGSTOP, so the test can act while the attempt is in the
-// middle. It returns the executor's pid; resuming or killing it is up to
-// the caller.
-func freezeExecutor(t *testing.T, p *proc, jobID string) (pid int) {
+// freezeExecutor starts a job with start and stops the executor that runs
+// it with SIGSTOP, so the test can act while the attempt is in the middle.
+// It returns the job's id and the executor's pid; resuming or killing it is
+// up to the caller. A small build finishes within milliseconds of starting,
+// which polling for its executor could miss, so the executors that leader
+// (the server running jobs) keeps waiting for a task are stopped before the
+// job starts, and the job takes one of them. via is the server the test
+// talks to.
+func freezeExecutor(t *testing.T, via, leader *proc, start func() string) (jobID string, pid int) {
 	t.Helper()
 	ctx := ctxT(t)
+	frozen := map[int]bool{}
+	for deadline := time.Now().Add(30 * time.Second); len(frozen) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server %d has no standby executor to freeze", leader.cmd.Process.Pid)
+		}
+		standby := standbyExecutors(t, leader.cmd.Process.Pid)
+		if len(standby) == 0 {
+			continue
+		}
+		// One just started may still be warming up; the launcher hands
+		// out only warmed-up ones.
+		time.Sleep(time.Second)
+		for _, pid := range standbyExecutors(t, leader.cmd.Process.Pid) {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err == nil {
+				frozen[pid] = true
+			}
+		}
+	}
+	resume := func(except int) {
+		for pid := range frozen {
+			if pid != except {
+				_ = syscall.Kill(pid, syscall.SIGCONT)
+			}
+		}
+	}
+	jobID = start()
 	for deadline := time.Now().Add(time.Minute); pid == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
+			resume(0)
 			t.Fatalf("build %s never ran on an executor", jobID)
 		}
-		j, err := p.client.GetJob(ctx, jobID)
+		j, err := via.client.GetJob(ctx, jobID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.State == api.JobRunning && j.Executor != nil {
+		if j.State == api.JobRunning && j.Executor != nil && j.Executor.PID != 0 {
 			pid = j.Executor.PID
 		}
 		if api.JobFinished(j.State) {
+			resume(0)
 			t.Fatalf("build %s ended (%s) before its executor could be frozen", jobID, j.State)
 		}
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatalf("freeze executor %d of build %s: %v", pid, jobID, err)
+	resume(pid)
+	if !frozen[pid] {
+		// Not a standby (it had died, say): freeze it now, which a
+		// small build may outrun.
+		t.Logf("build %s did not take a frozen standby executor; freezing executor %d as it runs", jobID, pid)
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatalf("freeze executor %d of build %s: %v", pid, jobID, err)
+		}
 	}
-	return pid
+	return jobID, pid
+}
+
+// standbyExecutors are the pids of server's child processes waiting as
+// standby executors.
+func standbyExecutors(t *testing.T, server int) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the command, which is in parentheses: state, ppid.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(server) {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, []byte("executor\x00run\x00--standby")) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 func TestMergedViewOnS3AndPostgres(t *testing.T) {
@@ -103,11 +177,13 @@ func TestReplicasFailover(t *testing.T) {
 	waitArchived(t, b, len(prod.all))
 
 	// A build whose executor is frozen, so the leader dies in its middle.
-	j, err := b.client.TriggerBuild(ctx, "delays")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := freezeExecutor(t, b, j.ID)
+	jobID, pid := freezeExecutor(t, b, a, func() string {
+		j, err := b.client.TriggerBuild(ctx, "delays")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.ID
+	})
 	// The orphaned executor must not outlive the test.
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	if err := a.cmd.Process.Kill(); err != nil {
@@ -120,7 +196,7 @@ func TestReplicasFailover(t *testing.T) {
 	waitLogLines(t, b, 0, 2*time.Minute, `msg="duet serving"`)
 	t.Logf("the follower led %s after the leader was killed", time.Since(killed).Round(time.Millisecond))
 
-	j, err = b.client.WaitJob(ctx, j.ID, 50*time.Millisecond)
+	j, err := b.client.WaitJob(ctx, jobID, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

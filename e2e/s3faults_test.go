@@ -188,11 +188,13 @@ func s3FaultsDuringBuilds(t *testing.T) {
 func buildThroughOutage(t *testing.T, p *proc, st sharedStores, during func(jobID string)) api.Job {
 	t.Helper()
 	ctx := ctxT(t)
-	j, err := p.client.TriggerBuild(ctx, "delays")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := freezeExecutor(t, p, j.ID)
+	jobID, pid := freezeExecutor(t, p, p, func() string {
+		j, err := p.client.TriggerBuild(ctx, "delays")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.ID
+	})
 	frozen := true
 	t.Cleanup(func() {
 		if frozen {
@@ -201,12 +203,13 @@ func buildThroughOutage(t *testing.T, p *proc, st sharedStores, during func(jobI
 	})
 	st.minio.Stop()
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-		t.Fatalf("resume executor %d of build %s: %v", pid, j.ID, err)
+		t.Fatalf("resume executor %d of build %s: %v", pid, jobID, err)
 	}
 	frozen = false
-	during(j.ID)
+	during(jobID)
 	// Publishing needs the view's files in the bucket.
-	if j, err = p.client.GetJob(ctx, j.ID); err != nil {
+	j, err := p.client.GetJob(ctx, jobID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if j.State == api.JobSucceeded {
