@@ -51,6 +51,13 @@ type browser struct {
 func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	bin := testsvc.Chromium(t)
+	// Not t.TempDir: Chromium's helper processes may still write into the
+	// profile for a moment after the browser is gone, which fails its
+	// removal; this one is removed once they are done.
+	profile, err := os.MkdirTemp("", "duet-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
@@ -59,7 +66,7 @@ func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1400, 1000),
 	}, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -68,6 +75,16 @@ func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Logf("browser profile %s left behind: %v", profile, err)
+				break
+			}
+		}
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if len(b.jsErrors) > 0 {
