@@ -286,7 +286,7 @@ func (b *Builder) execute(ctx context.Context, req Request, plan *viewsql.Plan, 
 	if err != nil {
 		return nil, err
 	}
-	merge, err := b.localPaths(versionPaths(bp.merge))
+	merge, err := b.localPaths(catalog.VersionPaths(bp.merge))
 	if err != nil {
 		return nil, err
 	}
@@ -438,14 +438,6 @@ func (b *Builder) localPaths(names []string) ([]string, error) {
 }
 
 func archivePaths(files []catalog.ArchiveFile) []string {
-	out := make([]string, len(files))
-	for i, f := range files {
-		out[i] = f.Path
-	}
-	return out
-}
-
-func versionPaths(files []catalog.VersionFile) []string {
 	out := make([]string, len(files))
 	for i, f := range files {
 		out[i] = f.Path

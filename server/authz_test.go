@@ -30,17 +30,25 @@ const testAuthzRules = `{
   "admin": [{"group": "ops"}]
 }`
 
+// authzConfig is a server on dataDir with bearer tokens signed by
+// testJWTSecret and testAuthzRules, their files written in dir.
+func authzConfig(t *testing.T, dir, dataDir string) Config {
+	t.Helper()
+	writeTestFile(t, filepath.Join(dir, "jwt-secret"), testJWTSecret)
+	writeTestFile(t, filepath.Join(dir, "authz.json"), testAuthzRules)
+	cfg := testConfig(dataDir)
+	cfg.Auth.JWTSecretFile = filepath.Join(dir, "jwt-secret")
+	cfg.AuthzFile = filepath.Join(dir, "authz.json")
+	return cfg
+}
+
 // TestAuthorizationMatrix runs the real server with bearer-token
 // authentication and a rules file, and checks what each user may do with
 // the real trino-go-client and duet's client: each denial with its exact
 // error.
 func TestAuthorizationMatrix(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFile(t, filepath.Join(dir, "jwt-secret"), testJWTSecret)
-	writeTestFile(t, filepath.Join(dir, "authz.json"), testAuthzRules)
-	cfg := testConfig(filepath.Join(dir, "data"))
-	cfg.Auth.JWTSecretFile = filepath.Join(dir, "jwt-secret")
-	cfg.AuthzFile = filepath.Join(dir, "authz.json")
+	cfg := authzConfig(t, dir, filepath.Join(dir, "data"))
 	ctx := t.Context()
 	srv := runServer(t, cfg)
 	clients := map[string]*client.Client{}
@@ -357,14 +365,10 @@ func TestAuthorizationWithRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	writeTestFile(t, filepath.Join(dir, "jwt-secret"), testJWTSecret)
-	writeTestFile(t, filepath.Join(dir, "authz.json"), testAuthzRules)
 	writeTestFile(t, filepath.Join(dir, "routing.json"), `{
 		"clusters": [{"name": "upstream", "url": "http://`+upstream.Addr()+`", "group": "heavy"}],
 		"rules": [{"name": "raw-scans", "group": "heavy", "schema": "raw"}]}`)
-	cfg := testConfig(filepath.Join(dir, "front"))
-	cfg.Auth.JWTSecretFile = filepath.Join(dir, "jwt-secret")
-	cfg.AuthzFile = filepath.Join(dir, "authz.json")
+	cfg := authzConfig(t, dir, filepath.Join(dir, "front"))
 	cfg.RoutingFile = filepath.Join(dir, "routing.json")
 	front := runServer(t, cfg)
 

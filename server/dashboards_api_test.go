@@ -21,11 +21,7 @@ import (
 // can read and only the owner or an admin may change.
 func TestConsoleAPI(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFile(t, filepath.Join(dir, "jwt-secret"), testJWTSecret)
-	writeTestFile(t, filepath.Join(dir, "authz.json"), testAuthzRules)
-	cfg := testConfig(filepath.Join(dir, "data"))
-	cfg.Auth.JWTSecretFile = filepath.Join(dir, "jwt-secret")
-	cfg.AuthzFile = filepath.Join(dir, "authz.json")
+	cfg := authzConfig(t, dir, filepath.Join(dir, "data"))
 	srv := runServer(t, cfg)
 	base := "http://" + srv.Addr()
 	call := func(user, method, path string, body any) (int, []byte) {

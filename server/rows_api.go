@@ -29,6 +29,7 @@ import (
 	"github.com/duet-analytics/duet/api"
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/engine"
+	"github.com/duet-analytics/duet/internal/resulttext"
 	"github.com/duet-analytics/duet/internal/viewsql"
 	"github.com/duet-analytics/duet/serving"
 	"github.com/duet-analytics/duet/speedlayer"
@@ -850,14 +851,11 @@ func jsonValue(col arrow.Array, i int) any {
 	return col.ValueStr(i)
 }
 
+// floatValue is f as JSON, which has no NaN or infinities: those are
+// spelled as duet sql writes them.
 func floatValue(f float64) any {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return resulttext.Float(f, 64)
 	}
 	return f
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/duet-analytics/duet/api"
 	"github.com/duet-analytics/duet/client"
 	"github.com/duet-analytics/duet/dataset"
+	"github.com/duet-analytics/duet/internal/lambdatest"
 )
 
 var (
@@ -359,30 +360,13 @@ func (f *rowsFixture) compare(stage string, c rowsCase, got, want [][]string) {
 
 func (f *rowsFixture) gatewayRows(query string) [][]string {
 	f.t.Helper()
-	rows, err := f.gw.QueryContext(f.t.Context(), query)
-	if err != nil {
-		f.t.Fatalf("gateway: %s: %v", query, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out [][]string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			f.t.Fatal(err)
-		}
+	for _, vals := range lambdatest.QueryAll(f.t.Context(), f.t, f.gw, query) {
 		row := make([]string, len(vals))
 		for i, v := range vals {
 			row[i] = canonical(v)
 		}
 		out = append(out, row)
-	}
-	if err := rows.Err(); err != nil {
-		f.t.Fatalf("gateway: %s: %v", query, err)
 	}
 	return out
 }

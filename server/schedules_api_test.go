@@ -27,11 +27,7 @@ const testNotebook = `{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cell
 // a restarted server goes on firing the schedules in its catalog.
 func TestScheduleAPI(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFile(t, filepath.Join(dir, "jwt-secret"), testJWTSecret)
-	writeTestFile(t, filepath.Join(dir, "authz.json"), testAuthzRules)
-	cfg := testConfig(filepath.Join(dir, "data"))
-	cfg.Auth.JWTSecretFile = filepath.Join(dir, "jwt-secret")
-	cfg.AuthzFile = filepath.Join(dir, "authz.json")
+	cfg := authzConfig(t, dir, filepath.Join(dir, "data"))
 	// The test binary is no executor: each attempt fails at once, which
 	// leaves the jobs the schedules submit to look at.
 	cfg.Executor.Command = []string{"false"}

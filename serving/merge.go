@@ -52,15 +52,7 @@ func (m *Merger) ViewSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedT
 // PartialsSQL is a view's partial rows, batch UNION ALL speed: what its
 // final form merges, and what a rollup over fewer keys merges exactly.
 func (m *Merger) PartialsSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedTable string) (string, error) {
-	names := make([]string, 0, len(plan.Partial))
-	for _, c := range plan.Partial {
-		names = append(names, c.Name)
-	}
-	files := make([]string, len(batch))
-	for i, f := range batch {
-		files[i] = f.Path
-	}
-	return m.union(columnList(names), files, speedTable)
+	return m.union(partialColumns(plan), catalog.VersionPaths(batch), speedTable)
 }
 
 func (m *Merger) union(cols string, files []string, speedTable string) (string, error) {
@@ -98,10 +90,15 @@ func columnList(names []string) string {
 // PartialsOverTableSQL is PartialsSQL with the batch version's partials
 // read from batchTable, a copy of its files in the engine.
 func (m *Merger) PartialsOverTableSQL(plan *viewsql.Plan, batchTable, speedTable string) string {
+	cols := partialColumns(plan)
+	return "SELECT " + cols + " FROM " + batchTable + " UNION ALL SELECT " + cols + " FROM " + speedTable
+}
+
+// partialColumns lists a view's partial columns, quoted.
+func partialColumns(plan *viewsql.Plan) string {
 	names := make([]string, len(plan.Partial))
 	for i, c := range plan.Partial {
 		names[i] = c.Name
 	}
-	cols := columnList(names)
-	return "SELECT " + cols + " FROM " + batchTable + " UNION ALL SELECT " + cols + " FROM " + speedTable
+	return columnList(names)
 }

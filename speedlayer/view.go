@@ -147,7 +147,7 @@ func (l *Layer) loadVersion(ctx context.Context, view string, version *catalog.V
 	if rows > l.cfg.ViewCacheRows {
 		return ""
 	}
-	paths, err := l.localPaths(versionPaths(version))
+	paths, err := l.localPaths(catalog.VersionPaths(version.Files))
 	if err == nil {
 		table := engine.CacheCatalog + ".main." + dataset.QuoteIdent(fmt.Sprintf("batch__%s__%d", view, l.cacheSeq.Add(1)))
 		_, err = l.db.ExecContext(ctx, "CREATE TABLE "+table+" AS SELECT * FROM "+dataset.ReadParquet(paths))
@@ -157,14 +157,6 @@ func (l *Layer) loadVersion(ctx context.Context, view string, version *catalog.V
 	}
 	l.logger.Warn("batch version not copied into the engine; queries read its files", "view", view, "version", version.Version, "err", err)
 	return ""
-}
-
-func versionPaths(v *catalog.ViewVersion) []string {
-	out := make([]string, len(v.Files))
-	for i, f := range v.Files {
-		out[i] = f.Path
-	}
-	return out
 }
 
 // dropCopy drops a copy loadVersion made that no view definition names.

@@ -48,6 +48,15 @@ type ViewVersion struct {
 	RetiredAt time.Time
 }
 
+// VersionPaths are the object names of a version's files.
+func VersionPaths(files []VersionFile) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.Path
+	}
+	return out
+}
+
 func (v ViewVersion) validate() error {
 	if v.Covered < 0 {
 		return fmt.Errorf("covered offset %d is negative", v.Covered)
@@ -112,11 +121,7 @@ RETURNING latest_version`, v.View).Scan(&v.Version)
 		}
 		// A retried build may write the names an earlier attempt could
 		// not delete and queued (AddGarbage): they are this version's now.
-		paths := make([]string, len(v.Files))
-		for i, f := range v.Files {
-			paths[i] = f.Path
-		}
-		return forgetGarbage(ctx, tx, paths)
+		return forgetGarbage(ctx, tx, VersionPaths(v.Files))
 	})
 	if err != nil {
 		return ViewVersion{}, fmt.Errorf("publish version of view %q: %w", v.View, err)
