@@ -39,9 +39,16 @@ type segment struct {
 func (s *segment) records() int64 { return s.end - s.first }
 
 type datasetState struct {
-	l    *Layer
-	spec dataset.Spec
-	log  *eventlog.Log
+	l      *Layer
+	spec   dataset.Spec
+	schema *arrow.Schema // spec's, as records are carried
+	log    *eventlog.Log
+
+	// Ingest requests queue here; whoever holds leader commits the queue
+	// as a group (see ingest).
+	queueMu sync.Mutex
+	queue   []*pendingIngest
+	leader  chan struct{}
 
 	// archiving serialises archive passes; mu is never held across uploads.
 	archiving sync.Mutex
@@ -147,7 +154,8 @@ func (l *Layer) AddDataset(ctx context.Context, spec dataset.Spec) error {
 		log.Close()
 		return fmt.Errorf("dataset %q: read archived source positions: %w", spec.Name, err)
 	}
-	ds := &datasetState{l: l, spec: spec, log: log, archive: archive, dedup: newDedup(&spec), source: positions, archivedSource: positions, restage: restages}
+	ds := &datasetState{l: l, spec: spec, schema: spec.ArrowSchema(), log: log, archive: archive, dedup: newDedup(&spec),
+		source: positions, archivedSource: positions, restage: restages, leader: make(chan struct{}, 1)}
 	if err := l.recover(ctx, ds); err != nil {
 		log.Close()
 		if ds.conn != nil {
@@ -236,7 +244,7 @@ func (l *Layer) recover(ctx context.Context, ds *datasetState) error {
 			}
 		}
 		seg := ds.segmentOf(first)
-		if _, err := ds.apply(ctx, seg, rec, true); err != nil {
+		if _, err := ds.apply(ctx, seg, []arrow.RecordBatch{rec}, true); err != nil {
 			return err
 		}
 		if source != nil {
@@ -318,107 +326,238 @@ func (l *Layer) IngestBatch(ctx context.Context, name string, rec arrow.RecordBa
 
 // ingest is IngestBatch for records read from the dataset's source when
 // source (the positions after them, see sourced.go) is not nil.
+//
+// Concurrent requests to one dataset commit as a group: the request that
+// takes the dataset's leader slot appends every queued request to the log
+// with one fsync and applies them to the engine in one transaction, then
+// answers each. A micro-batch's cost in the engine is mostly per statement
+// (BENCHMARKS.md), so eight producers' requests cost little more than one.
+// Each request is still admitted, refused or deduplicated on its own, in
+// arrival order, and is acknowledged only once durable and visible.
 func (l *Layer) ingest(ctx context.Context, name string, rec arrow.RecordBatch, source []byte) (Ingested, error) {
-	none := Ingested{First: -1}
 	ds, err := l.dataset(name)
 	if err != nil {
-		return none, err
+		return Ingested{First: -1}, err
 	}
-	start := time.Now()
-	ds.mu.Lock()
-	defer ds.mu.Unlock()
+	p := &pendingIngest{ctx: ctx, rec: rec, source: source, start: time.Now(), done: make(chan struct{})}
+	ds.queueMu.Lock()
+	ds.queue = append(ds.queue, p)
+	ds.queueMu.Unlock()
+	for {
+		select {
+		case <-p.done:
+			return p.res, p.err
+		case ds.leader <- struct{}{}:
+			ds.queueMu.Lock()
+			group := ds.queue
+			ds.queue = nil
+			ds.queueMu.Unlock()
+			ds.mu.Lock()
+			ds.commitGroup(group)
+			ds.mu.Unlock()
+			<-ds.leader
+		}
+	}
+}
+
+// pendingIngest is one request waiting in its dataset's queue.
+type pendingIngest struct {
+	ctx    context.Context
+	rec    arrow.RecordBatch
+	source []byte
+	start  time.Time
+
+	done chan struct{} // closed once res and err are set
+	res  Ingested
+	err  error
+
+	// Set once admitted: the records to store (rec without duplicates) and
+	// their memory reservation.
+	kept    arrow.RecordBatch
+	dups    int64
+	reserve *reservation
+}
+
+func (p *pendingIngest) finish(res Ingested, err error) {
+	if p.kept != nil && p.kept != p.rec {
+		p.kept.Release()
+	}
+	if p.reserve != nil {
+		p.reserve.release()
+	}
+	p.res, p.err = res, err
+	close(p.done)
+}
+
+// commitGroup stores the requests of a group in order: consecutive
+// admitted requests of one segment share a log write and an engine
+// transaction. Called with ds.mu held.
+func (ds *datasetState) commitGroup(group []*pendingIngest) {
+	var run []*pendingIngest
+	var runRows int64
+	for _, p := range group {
+		if !ds.admit(p) {
+			continue
+		}
+		if ds.open().records()+runRows >= ds.l.cfg.SegmentMaxRecords {
+			ds.store(run)
+			run, runRows = nil, 0
+			if err := ds.sealLocked(); err != nil {
+				ds.refuse(p, err)
+				continue
+			}
+		}
+		run = append(run, p)
+		runRows += p.kept.NumRows()
+		if ds.dedup != nil {
+			// A duplicate is recognised only against keys the log holds:
+			// the next request's keys are checked after this one is stored.
+			ds.store(run)
+			run, runRows = nil, 0
+		}
+	}
+	ds.store(run)
+}
+
+// admit deduplicates p and reserves its memory, or answers it: when it was
+// all duplicates, refused, or its client has gone away (nothing is stored
+// then). It reports whether p is to be stored.
+func (ds *datasetState) admit(p *pendingIngest) bool {
+	l, name := ds.l, ds.spec.Name
 	if ds.broken != nil {
-		return none, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, ds.broken)
+		p.finish(Ingested{First: -1}, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, ds.broken))
+		return false
 	}
-	var (
-		dups     int64
-		appended bool
-	)
+	// A client that has gone away is refused while nothing is stored yet.
+	if err := p.ctx.Err(); err != nil {
+		p.finish(Ingested{First: -1}, fmt.Errorf("dataset %q: %w", name, err))
+		return false
+	}
+	p.kept = p.rec
 	if ds.dedup != nil {
 		// Before the budget: a request of retries only needs no memory.
-		kept, n, err := ds.dropDuplicates(ctx, rec, l.cfg.Now())
+		kept, n, err := ds.dropDuplicates(p.ctx, p.rec, l.cfg.Now())
 		if err != nil {
-			return none, fmt.Errorf("dataset %q: %w", name, err)
+			p.kept = nil
+			p.finish(Ingested{First: -1}, fmt.Errorf("dataset %q: %w", name, err))
+			return false
 		}
-		// The kept keys count only once the log holds them.
-		defer func() {
-			if appended {
-				ds.dedup.commit()
-			} else {
-				ds.dedup.abort()
-			}
-			ds.dedupChanged()
-		}()
 		if n > 0 {
 			l.dedupMetrics.duplicates.WithLabelValues(name).Add(float64(n))
 		}
+		p.kept, p.dups = kept, n
 		if kept == nil {
-			ds.advanceSourceLocked(source)
-			return Ingested{First: -1, Duplicates: n}, nil
+			ds.dedup.abort()
+			ds.dedupChanged()
+			ds.advanceSourceLocked(p.source)
+			p.finish(Ingested{First: -1, Duplicates: n}, nil)
+			return false
 		}
-		if kept != rec {
-			defer kept.Release()
-		}
-		rec, dups = kept, n
 	}
 	// Refused here, before the log, a request leaves no trace.
-	res, err := l.budget.admit(name, rec.NumRows(), ds.admitBytes(rec))
+	res, err := l.budget.admit(name, p.kept.NumRows(), ds.admitBytes(p.kept))
 	if err != nil {
-		return none, err
+		ds.refuse(p, err)
+		return false
 	}
-	defer res.release()
-	if ds.open().records() >= l.cfg.SegmentMaxRecords {
-		if err := ds.sealLocked(); err != nil {
-			return none, err
-		}
+	p.reserve = res
+	return true
+}
+
+// refuse answers an admitted request that was not stored.
+func (ds *datasetState) refuse(p *pendingIngest, err error) {
+	if ds.dedup != nil {
+		ds.dedup.abort()
+		ds.dedupChanged()
 	}
+	p.finish(Ingested{First: -1}, err)
+}
+
+// store appends run (admitted requests, in order, all for the open segment)
+// to the log and applies them, then answers each.
+func (ds *datasetState) store(run []*pendingIngest) {
+	if len(run) == 0 {
+		return
+	}
+	l, name := ds.l, ds.spec.Name
 	seg := ds.open()
-	// A client that has gone away is refused while nothing is stored yet...
-	if err := ctx.Err(); err != nil {
-		return none, fmt.Errorf("dataset %q: %w", name, err)
+	batches := make([]eventlog.Batch, len(run))
+	recs := make([]arrow.RecordBatch, len(run))
+	for i, p := range run {
+		batches[i] = eventlog.Batch{Rec: p.kept, Source: p.source}
+		recs[i] = p.kept
 	}
-	var first int64
-	if source != nil {
-		first, err = ds.log.AppendSourced(rec, source)
-	} else {
-		first, err = ds.log.Append(rec)
-	}
+	firsts, err := ds.log.AppendBatches(batches)
 	if err != nil {
-		return none, fmt.Errorf("dataset %q: append to log: %w", name, err)
+		for _, p := range run {
+			ds.refuse(p, fmt.Errorf("dataset %q: append to log: %w", name, err))
+		}
+		return
 	}
-	appended = true
-	ds.advanceSourceLocked(source)
+	if ds.dedup != nil {
+		// The kept keys count once the log holds them.
+		ds.dedup.commit()
+		ds.dedupChanged()
+	}
+	for _, p := range run {
+		ds.advanceSourceLocked(p.source)
+	}
 	if seg.records() == 0 {
 		seg.arrived = l.cfg.Now()
 	}
-	// ...but once the records are in the log they must become visible even
-	// if it hangs up now: a failed apply would stop the dataset until a restart.
-	partialBytes, err := ds.apply(context.WithoutCancel(ctx), seg, rec, false)
+	// Once the records are in the log they must become visible even if
+	// their clients hang up now: a failed apply would stop the dataset until
+	// a restart.
+	partialBytes, err := ds.apply(context.WithoutCancel(run[0].ctx), seg, recs, false)
 	if err != nil {
 		// The records are durable but not visible: refuse more until a
 		// restart replays the log, rather than serve answers missing them.
 		ds.broken = err
 		l.logger.Error("speed layer diverged from log; restart to recover", "dataset", name, "err", err)
-		return none, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, err)
+		for _, p := range run {
+			p.finish(Ingested{First: -1}, fmt.Errorf("dataset %q: %w: %v", name, ErrUnavailable, err))
+		}
+		return
 	}
-	seg.end = first + rec.NumRows()
-	res.commit(rawBytes(rec) + partialBytes)
-	l.metrics.records.WithLabelValues(name).Add(float64(rec.NumRows()))
-	l.metrics.applySeconds.Observe(time.Since(start).Seconds())
-	return Ingested{First: first, Stored: rec.NumRows(), Duplicates: dups}, nil
+	l.metrics.groupRequests.Observe(float64(len(run)))
+	last := run[len(run)-1]
+	seg.end = firsts[len(run)-1] + last.kept.NumRows()
+	var rows int64
+	for _, p := range run {
+		rows += p.kept.NumRows()
+	}
+	for i, p := range run {
+		n := p.kept.NumRows()
+		// The partial rows are shared by the run: each request is charged
+		// its share, by records.
+		p.reserve.commit(rawBytes(p.kept) + partialBytes*n/rows)
+		l.metrics.records.WithLabelValues(name).Add(float64(n))
+		l.metrics.applySeconds.Observe(time.Since(p.start).Seconds())
+		p.finish(Ingested{First: firsts[i], Stored: n, Duplicates: p.dups}, nil)
+	}
 }
 
-// apply folds one micro-batch into its segment's table and, unless rawOnly,
-// into every view's partials, in one engine transaction. The Arrow record is
-// scanned once, in full, into the table; the partials are computed from the
+// apply folds one micro-batch (the records of one request, or of a group of
+// requests) into its segment's table and, unless rawOnly, into every view's
+// partials, in one engine transaction. The Arrow records are scanned once,
+// in full, into the table; the partials are computed from the
 // rows just inserted. (duckdb-go v2.5.6 maps columns wrongly when a scan of a
 // registered Arrow view projects a subset of them, so a view reading some
 // columns must not scan the record itself.) It returns an estimate of the
 // bytes the partial rows take, for the memory budget.
-func (ds *datasetState) apply(ctx context.Context, seg *segment, rec arrow.RecordBatch, rawOnly bool) (int64, error) {
+func (ds *datasetState) apply(ctx context.Context, seg *segment, recs []arrow.RecordBatch, rawOnly bool) (int64, error) {
 	ds.seq++
 	name := fmt.Sprintf("mb_%s_%d", ds.spec.Name, ds.seq)
-	rr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+	// One scan reads every record: under the dataset's own schema, so
+	// producers' nullability or metadata differences do not split them.
+	var rows int64
+	same := make([]arrow.RecordBatch, len(recs))
+	for i, rec := range recs {
+		same[i] = array.NewRecordBatch(ds.schema, rec.Columns(), rec.NumRows())
+		defer same[i].Release()
+		rows += rec.NumRows()
+	}
+	rr, err := array.NewRecordReader(ds.schema, same)
 	if err != nil {
 		return 0, err
 	}
@@ -462,7 +601,7 @@ func (ds *datasetState) apply(ctx context.Context, seg *segment, rec arrow.Recor
 	if err := tx.Commit(); err != nil {
 		return 0, err
 	}
-	seg.stored += rec.NumRows()
+	seg.stored += rows
 	return partialBytes, nil
 }
 

@@ -329,6 +329,7 @@ func (l *Layer) Healthy() error {
 type metrics struct {
 	records         *prometheus.CounterVec
 	applySeconds    prometheus.Histogram
+	groupRequests   prometheus.Histogram
 	archived        prometheus.Counter
 	archiveFailures prometheus.Counter
 }
@@ -342,6 +343,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "duet_speedlayer_apply_seconds", Help: "Time to fold one micro-batch into the speed layer.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		groupRequests: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "duet_speedlayer_commit_requests", Help: "Ingest requests stored by one log write and one engine transaction (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+		}),
 		archived: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "duet_speedlayer_segments_archived_total", Help: "Segments archived to the master dataset.",
 		}),
@@ -350,7 +355,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.applySeconds, m.archived, m.archiveFailures)
+		reg.MustRegister(m.records, m.applySeconds, m.groupRequests, m.archived, m.archiveFailures)
 	}
 	return m
 }

@@ -76,10 +76,10 @@ func frameCRC(hdr []byte, payload []byte) uint32 {
 	return crc32.Update(c, castagnoli, payload)
 }
 
-// encodeFrame appends rec as a frame to buf (reset first): a sourced frame
-// when source is not empty.
+// encodeFrame appends rec as a frame to buf: a sourced frame when source is
+// not empty.
 func encodeFrame(buf *bytes.Buffer, schema *arrow.Schema, mem memory.Allocator, rec arrow.RecordBatch, first int64, source []byte) error {
-	buf.Reset()
+	start := buf.Len()
 	buf.Write(make([]byte, frameHeaderLen))
 	magic := frameMagic
 	if len(source) > 0 {
@@ -100,7 +100,7 @@ func encodeFrame(buf *bytes.Buffer, schema *arrow.Schema, mem memory.Allocator, 
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("encode record batch: %w", err)
 	}
-	b := buf.Bytes()
+	b := buf.Bytes()[start:]
 	payload := b[frameHeaderLen:]
 	if int64(len(payload)) > maxPayload {
 		return fmt.Errorf("record batch encodes to %d bytes, more than the %d a frame holds; append smaller batches", len(payload), int64(maxPayload))

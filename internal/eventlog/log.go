@@ -79,9 +79,9 @@ type Log struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
-	segs    []segment // in offset order; the active segment is last
-	active  *os.File  // open for appending; nil after Close
-	buf     bytes.Buffer
+	segs    []segment    // in offset order; the active segment is last
+	active  *os.File     // open for appending; nil after Close
+	buf     bytes.Buffer // the frames of one write
 	closed  bool
 	failErr error // sticky: the first failed write or fsync
 	// lastSource is the source positions of the last sourced frame read at
@@ -152,29 +152,61 @@ func (l *Log) AppendSourced(rec arrow.RecordBatch, source []byte) (first int64, 
 }
 
 func (l *Log) append(rec arrow.RecordBatch, source []byte) (first int64, err error) {
-	if rec == nil || rec.NumRows() == 0 {
-		return 0, errors.New("append to event log: record batch has no rows")
+	firsts, err := l.AppendBatches([]Batch{{Rec: rec, Source: source}})
+	if err != nil {
+		return 0, err
 	}
-	if rec.NumRows() > maxRowsPerFrame {
-		return 0, fmt.Errorf("append to event log: %d rows in one batch, more than %d; split the batch", rec.NumRows(), int64(maxRowsPerFrame))
+	return firsts[0], nil
+}
+
+// Batch is one record batch for AppendBatches, with the source positions
+// after it (nil for a batch without a source; see AppendSourced).
+type Batch struct {
+	Rec    arrow.RecordBatch
+	Source []byte
+}
+
+// AppendBatches appends each batch as its own frame, in order, with one
+// write and one fsync for all of them (group commit: concurrent producers
+// share the fsync), and returns the offset of each batch's first row. Either
+// every batch is appended or, on error, none.
+func (l *Log) AppendBatches(batches []Batch) (firsts []int64, err error) {
+	recs := make([]arrow.RecordBatch, len(batches))
+	for i, b := range batches {
+		rec := b.Rec
+		if rec == nil || rec.NumRows() == 0 {
+			return nil, errors.New("append to event log: record batch has no rows")
+		}
+		if rec.NumRows() > maxRowsPerFrame {
+			return nil, fmt.Errorf("append to event log: %d rows in one batch, more than %d; split the batch", rec.NumRows(), int64(maxRowsPerFrame))
+		}
+		if b.Source != nil && len(b.Source) == 0 {
+			return nil, errors.New("append to event log: source positions are empty (use Append for a batch without a source)")
+		}
+		if err := l.checkSchema(rec.Schema()); err != nil {
+			return nil, fmt.Errorf("append to event log: %w", err)
+		}
+		// Carry the batch under the log's own schema, so nullability or metadata
+		// differences in the producer's schema do not reach the file.
+		recs[i] = array.NewRecordBatch(l.schema, rec.Columns(), rec.NumRows())
+		defer recs[i].Release()
 	}
-	if err := l.checkSchema(rec.Schema()); err != nil {
-		return 0, fmt.Errorf("append to event log: %w", err)
-	}
-	// Carry the batch under the log's own schema, so nullability or metadata
-	// differences in the producer's schema do not reach the file.
-	rec = array.NewRecordBatch(l.schema, rec.Columns(), rec.NumRows())
-	defer rec.Release()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	seg := &l.segs[len(l.segs)-1]
-	first = seg.end
-	if err := encodeFrame(&l.buf, l.schema, l.mem, rec, first, source); err != nil {
-		return 0, fmt.Errorf("append to event log at offset %d: %w", first, err)
+	firsts = make([]int64, len(recs))
+	end := seg.end
+	l.buf.Reset()
+	for i, rec := range recs {
+		firsts[i] = end
+		if err := encodeFrame(&l.buf, l.schema, l.mem, rec, end, batches[i].Source); err != nil {
+			return nil, fmt.Errorf("append to event log at offset %d: %w", end, err)
+		}
+		end += rec.NumRows()
 	}
 	n, werr := l.active.Write(l.buf.Bytes())
 	if werr == nil && !l.cfg.NoSync {
@@ -187,16 +219,19 @@ func (l *Log) append(rec arrow.RecordBatch, source []byte) (first int64, err err
 		if n > 0 {
 			_ = l.active.Truncate(seg.size)
 		}
-		l.failErr = fmt.Errorf("%w: append at offset %d to %s: %v", ErrFailed, first, seg.path, werr)
-		l.logger.Error("event log append failed", "offset", first, "err", werr)
-		return 0, fmt.Errorf("append to event log at offset %d: %w", first, werr)
+		l.failErr = fmt.Errorf("%w: append at offset %d to %s: %v", ErrFailed, firsts[0], seg.path, werr)
+		l.logger.Error("event log append failed", "offset", firsts[0], "err", werr)
+		return nil, fmt.Errorf("append to event log at offset %d: %w", firsts[0], werr)
 	}
 	seg.size += int64(n)
-	seg.end += rec.NumRows()
-	if source != nil {
-		l.lastSource, l.lastSourceEnd = bytes.Clone(source), seg.end
+	seg.end = end
+	for i := len(batches) - 1; i >= 0; i-- {
+		if batches[i].Source != nil {
+			l.lastSource, l.lastSourceEnd = bytes.Clone(batches[i].Source), firsts[i]+recs[i].NumRows()
+			break
+		}
 	}
-	return first, nil
+	return firsts, nil
 }
 
 // maxRowsPerFrame is what the frame header's row count holds.

@@ -304,3 +304,47 @@ func TestRestartOfLostDirectoryStartsAtOffset(t *testing.T) {
 		t.Fatalf("Segments after reopen = %v, want %v", got, want)
 	}
 }
+
+func TestAppendBatchesWritesEachFrameWithOneCall(t *testing.T) {
+	schema := testSpec(t).ArrowSchema()
+	dir := t.TempDir()
+	l := mustOpen(t, dir, schema, Config{})
+	mustAppend(t, l, schema, 0, 2)
+	batches := []Batch{
+		{Rec: makeBatch(t, schema, 2, 3)},
+		{Rec: makeBatch(t, schema, 5, 4), Source: []byte(`{"p0":9}`)},
+		{Rec: makeBatch(t, schema, 9, 1)},
+	}
+	firsts, err := l.AppendBatches(batches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{2, 5, 9}; !reflect.DeepEqual(firsts, want) {
+		t.Fatalf("AppendBatches offsets = %v, want %v", firsts, want)
+	}
+	wantLastSource(t, l, `{"p0":9}`, 9)
+
+	// One bad batch refuses the group: nothing of it reaches the log.
+	other := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	bad := array.NewRecordBatch(other, []arrow.Array{makeBatch(t, schema, 0, 2).Column(0)}, 2)
+	if _, err := l.AppendBatches([]Batch{{Rec: makeBatch(t, schema, 10, 2)}, {Rec: bad}}); err == nil {
+		t.Fatal("AppendBatches took a batch of another schema")
+	}
+	if _, err := l.AppendBatches([]Batch{{Rec: makeBatch(t, schema, 10, 2), Source: []byte{}}}); err == nil {
+		t.Fatal("AppendBatches took empty source positions")
+	}
+	if got := l.EndOffset(); got != 10 {
+		t.Fatalf("EndOffset after refused groups = %d, want 10", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = mustOpen(t, dir, schema, Config{})
+	defer l.Close()
+	want := []sourcedBatch{{0, 2, ""}, {2, 3, ""}, {5, 4, `{"p0":9}`}, {9, 1, ""}}
+	if got := replaySourced(t, l, schema, 0); !reflect.DeepEqual(got, want) {
+		t.Fatalf("ReplaySourced after reopen = %v, want %v", got, want)
+	}
+	wantLastSource(t, l, `{"p0":9}`, 9)
+}
