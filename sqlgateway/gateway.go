@@ -171,7 +171,8 @@ type Gateway struct {
 	admission *admission
 	history   *history
 	// router is nil when no cluster is configured.
-	router *router
+	router  *router
+	schemas schemaCache
 }
 
 // New creates a Gateway running statements on db. A nil logger discards

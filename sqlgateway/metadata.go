@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
 
@@ -222,7 +224,15 @@ func (x *execution) rawConnection() (*sql.Conn, error) {
 
 // resolveSchema finds a visible schema of the catalog by name, ignoring
 // case as DuckDB does, and returns its spelling in the catalog.
+//
+// Every statement of a session with a schema resolves it, so a found name is
+// remembered for schemaTTL: the lookup is a statement of its own, 8% of a
+// dashboard query's CPU (BENCHMARKS.md). The engine's schemas are created at
+// start; the TTL bounds how long one dropped later would still resolve.
 func (x *execution) resolveSchema(name string) (string, error) {
+	if found, ok := x.g.schemas.get(name, time.Now()); ok {
+		return found, nil
+	}
 	conn, err := x.rawConnection()
 	if err != nil {
 		return "", err
@@ -237,7 +247,41 @@ func (x *execution) resolveSchema(name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("look up schema %q: %w", name, err)
 	}
+	x.g.schemas.put(name, found, time.Now())
 	return found, nil
+}
+
+const schemaTTL = 30 * time.Second
+
+// schemaCache maps schema names as sessions spell them to the catalog's
+// spelling.
+type schemaCache struct {
+	mu sync.Mutex
+	m  map[string]resolvedSchema
+}
+
+type resolvedSchema struct {
+	name string
+	at   time.Time
+}
+
+func (c *schemaCache) get(name string, now time.Time) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.m[name]
+	if !ok || now.Sub(r.at) >= schemaTTL {
+		return "", false
+	}
+	return r.name, true
+}
+
+func (c *schemaCache) put(name, found string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= 1024 {
+		c.m = map[string]resolvedSchema{}
+	}
+	c.m[name] = resolvedSchema{found, now}
 }
 
 // schemaOf resolves the schema part of a [catalog.]schema name, or the

@@ -310,3 +310,21 @@ func FuzzTrinoTypeOf(f *testing.F) {
 		}
 	})
 }
+
+func TestSchemaCacheForgetsAfterTTL(t *testing.T) {
+	var c schemaCache
+	now := time.Now()
+	if _, ok := c.get("Views", now); ok {
+		t.Fatal("an empty cache resolved a schema")
+	}
+	c.put("Views", "views", now)
+	if got, ok := c.get("Views", now.Add(schemaTTL-time.Millisecond)); !ok || got != "views" {
+		t.Fatalf("get within the TTL = %q, %v; want views", got, ok)
+	}
+	if _, ok := c.get("views", now); ok {
+		t.Fatal("a name resolved under another spelling: the catalog's case rules are DuckDB's, not the cache's")
+	}
+	if _, ok := c.get("Views", now.Add(schemaTTL)); ok {
+		t.Fatal("a schema resolved after its TTL: a dropped schema would resolve forever")
+	}
+}

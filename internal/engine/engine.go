@@ -62,6 +62,11 @@ type Config struct {
 	Unlocked bool `yaml:"-"`
 }
 
+// maxIdleConns is how many connections the engine keeps open between
+// statements: enough for the gateway's concurrent queries, the speed layer's
+// writers and the API's readers.
+const maxIdleConns = 64
+
 // Open creates the engine. Every pooled connection starts in catalog duet.
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*sql.DB, error) {
 	if logger == nil {
@@ -90,6 +95,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*sql.DB, error)
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
 	db := sql.OpenDB(connector)
+	// database/sql keeps two idle connections by default: under concurrent
+	// queries every other one would open a DuckDB connection (a client
+	// context and its temporary catalog) and close it again.
+	db.SetMaxIdleConns(maxIdleConns)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialise duckdb: %w", err)
