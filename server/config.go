@@ -124,7 +124,7 @@ func DefaultConfig() Config {
 		CompactionSchedule: "@hourly",
 		QueryTimeout:       5 * time.Minute,
 		RowsCacheBytes:     64 << 20,
-		Executor:           executor.Config{Standby: 1, HeartbeatTimeout: executor.DefaultHeartbeatTimeout},
+		Executor:           executor.Config{Standby: 1, HeartbeatTimeout: executor.DefaultHeartbeatTimeout, Nice: executor.DefaultNice},
 	}
 }
 

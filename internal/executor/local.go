@@ -35,7 +35,14 @@ type Config struct {
 	// HeartbeatTimeout is how long an executor may stay silent before it is
 	// taken for lost and killed (it reports every HeartbeatInterval).
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
+	// Nice is how much lower than this process's the CPU priority of
+	// executors is (added to its nice value, at most 19), so builds and jobs
+	// on the same machine give way to ingest and queries; 0 keeps it equal.
+	Nice int `yaml:"nice"`
 }
+
+// DefaultNice is what `duet serve` lowers executors' CPU priority by.
+const DefaultNice = 10
 
 // DefaultHeartbeatTimeout leaves room for a machine too busy to schedule the
 // executor's heartbeat for a while.
@@ -45,6 +52,9 @@ const DefaultHeartbeatTimeout = 30 * time.Second
 func (c *Config) Validate() error {
 	if c.Standby < 0 {
 		return fmt.Errorf("executor.standby: must not be negative, got %d", c.Standby)
+	}
+	if c.Nice < 0 || c.Nice > 19 {
+		return fmt.Errorf("executor.nice: must be between 0 and 19, got %d", c.Nice)
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = DefaultHeartbeatTimeout
@@ -143,7 +153,7 @@ func (l *Local) startStandby() {
 	l.mu.Unlock()
 	go func() {
 		time.Sleep(backoff)
-		p, err := start(l.cfg.Command, "", "executor", "run", "--standby")
+		p, err := l.start("", "executor", "run", "--standby")
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.starting--
@@ -232,7 +242,7 @@ func (l *Local) Launch(ctx context.Context, dir string) error {
 	}
 	if p == nil {
 		standby = false
-		if p, err = start(l.cfg.Command, dir, "executor", "run", "--dir", dir); err != nil {
+		if p, err = l.start(dir, "executor", "run", "--dir", dir); err != nil {
 			return fmt.Errorf("start executor: %w", err)
 		}
 		p.stdout.to(stdout)
@@ -321,6 +331,34 @@ type process struct {
 	done           chan struct{}
 	err            error // Wait's result, set before done is closed
 	stdinOnce      sync.Once
+}
+
+// start starts an executor process and lowers its priority by cfg.Nice.
+func (l *Local) start(dir string, args ...string) (*process, error) {
+	p, err := start(l.cfg.Command, dir, args...)
+	if err != nil || l.cfg.Nice == 0 {
+		return p, err
+	}
+	if err := renice(p.cmd.Process.Pid, l.cfg.Nice); err != nil {
+		l.logger.Warn("executor runs at the server's CPU priority", "pid", p.cmd.Process.Pid, "err", err)
+	}
+	return p, nil
+}
+
+// renice adds by to the nice value of every thread of the process group
+// pgid, relative to this process's own: on Linux a nice value is per
+// thread, and threads started later inherit their creator's.
+func renice(pgid, by int) error {
+	// The kernel answers getpriority with 20 - nice.
+	raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+	if err != nil {
+		return fmt.Errorf("read own priority: %w", err)
+	}
+	nice := min(20-raw+by, 19)
+	if err := syscall.Setpriority(syscall.PRIO_PGRP, pgid, nice); err != nil {
+		return fmt.Errorf("set nice %d on process group %d: %w", nice, pgid, err)
+	}
+	return nil
 }
 
 func start(command []string, dir string, args ...string) (*process, error) {

@@ -245,3 +245,37 @@ echo '{"stage":"statement 2 of 2","rows":7}' >&3
 		t.Fatalf("the lost executor (pid %d) still runs", hung)
 	}
 }
+
+// Executors run niced below the launcher, standby and cold ones alike, and
+// so does whatever they start: builds give way to ingest and queries.
+func TestExecutorsRunAtLowerPriority(t *testing.T) {
+	raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strconv.Itoa(min(20-raw+7, 19))
+	// Field 19 of /proc/PID/stat is the nice value; the command name, field
+	// 2, has no spaces here.
+	body := `sleep 5 & child=$!
+echo "$mode $(cut -d' ' -f19 /proc/$$/stat) $(cut -d' ' -f19 /proc/$child/stat)"
+kill $child`
+	for _, standby := range []int{0, 1} {
+		l, err := NewLocal(Config{Command: fakeDuet(body), Standby: standby, Nice: 7}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runLauncher(t, l)
+		waitStanding(t, l, standby)
+		dir := t.TempDir()
+		if err := l.Launch(context.Background(), dir); err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(readFile(t, filepath.Join(dir, "stdout")))
+		if len(f) != 3 || f[1] != want || f[2] != want {
+			t.Fatalf("standby %d: executor and its child report mode and nice %q, want nice %s for both", standby, f, want)
+		}
+	}
+	if _, err := NewLocal(Config{Nice: 20}, nil); err == nil {
+		t.Fatal("nice 20 accepted: the kernel's lowest priority is 19")
+	}
+}
