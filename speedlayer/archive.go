@@ -82,6 +82,11 @@ func (l *Layer) archiveSegment(ctx context.Context, ds *datasetState, seg *segme
 		if _, err := tx.ExecContext(ctx, "DROP TABLE "+ds.segTable(seg)); err != nil {
 			return fmt.Errorf("drop archived rows: %w", err)
 		}
+		for _, v := range ds.views {
+			if err := v.compactSegment(ctx, tx, seg.first); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err == nil {

@@ -77,6 +77,46 @@ func (l *Layer) AddView(ctx context.Context, name string, plan *viewsql.Plan, ve
 	return nil
 }
 
+// compactSegment replaces the segment's partial rows, one set per
+// micro-batch, by one row per key. Until a batch version covers it, every
+// merged query reads a segment's partials: without this they would grow
+// with the number of requests (a thousand and more rows per segment under
+// sustained ingest) instead of with the number of keys. Called in the
+// transaction that archives the segment, with ds.mu held.
+func (v *viewState) compactSegment(ctx context.Context, tx *sql.Tx, first int64) error {
+	if v.plan.Kind == viewsql.Projection {
+		return nil // its partial rows are its rows
+	}
+	// Rows appended in this transaction get rowids above every committed
+	// one, so the combined rows are told apart from those they replace.
+	var last sql.NullInt64
+	if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT max(rowid) FROM %s WHERE __seg = %d", v.partialTable(), first)).Scan(&last); err != nil {
+		return fmt.Errorf("view %q: compact partials of segment %d: %w", v.name, first, err)
+	}
+	if !last.Valid {
+		return nil // covered by the batch version: nothing left
+	}
+	rows := fmt.Sprintf("(SELECT %s FROM %s WHERE __seg = %d)", partialNames(v.plan), v.partialTable(), first)
+	stmts := []string{
+		fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), first, v.plan.CombineSQL(rows)),
+		fmt.Sprintf("DELETE FROM %s WHERE __seg = %d AND rowid <= %d", v.partialTable(), first, last.Int64),
+	}
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("view %q: compact partials of segment %d: %w", v.name, first, err)
+		}
+	}
+	return nil
+}
+
+func partialNames(plan *viewsql.Plan) string {
+	names := make([]string, len(plan.Partial))
+	for i, c := range plan.Partial {
+		names[i] = dataset.QuoteIdent(c.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
 // fillPartials computes the view's partials for every segment from offset
 // `from` on: archived segments from their Parquet files, unarchived ones from
 // the speed table. Called with ds.mu held.
