@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/lambdatest"
 )
 
@@ -103,4 +107,101 @@ func histogram(t *testing.T, n *lambdatest.Node, name string) (count uint64, sum
 	}
 	t.Fatalf("no metric %s", name)
 	return 0, 0
+}
+
+// TestConcurrentIngestWithDedupStoresEachKeyOnce: producers racing to send
+// overlapping keys to a dataset with a dedup key get each key stored once in
+// all (the first to be stored wins), every null key stored, offsets that tile
+// the log, and a view equal to its SQL over what raw holds.
+func TestConcurrentIngestWithDedupStoresEachKeyOnce(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	n := startDedupNode(t, t.TempDir(), dedupSpec(dataset.Varchar), clk)
+	defer n.Stop()
+	ctx := context.Background()
+
+	const producers, requests, keys = 8, 20, 150
+	type acked struct{ first, stored int64 }
+	var (
+		mu    sync.Mutex
+		all   []acked
+		sent  = map[string]bool{}
+		nulls int64
+		wg    sync.WaitGroup
+		errs  = make(chan error, producers)
+	)
+	for p := range producers {
+		rnd := rand.New(rand.NewPCG(uint64(p), 11))
+		batches := make([][]order, requests)
+		for r := range batches {
+			ids := make([]string, 1+rnd.IntN(12))
+			for i := range ids {
+				if rnd.IntN(10) > 0 {
+					ids[i] = strconv.Itoa(rnd.IntN(keys))
+				}
+			}
+			batches[r] = orders(int64(p*10000+r*100), ids...)
+			for _, o := range batches[r] {
+				if o.id == nil {
+					nulls++
+				} else {
+					sent[*o.id] = true
+				}
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, rows := range batches {
+				rec := n.record(rows)
+				res, err := n.Layer.IngestBatch(ctx, n.Spec.Name, rec)
+				rec.Release()
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res.Stored+res.Duplicates != int64(len(rows)) {
+					errs <- fmt.Errorf("ingest of %d rows: stored %d, %d duplicates", len(rows), res.Stored, res.Duplicates)
+					return
+				}
+				if res.Stored > 0 {
+					mu.Lock()
+					all = append(all, acked{res.First, res.Stored})
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	sort.Slice(all, func(i, j int) bool { return all[i].first < all[j].first })
+	var stored int64
+	for _, a := range all {
+		if a.first != stored {
+			t.Fatalf("a request was acknowledged at offset %d, want %d: offsets must tile the log", a.first, stored)
+		}
+		stored += a.stored
+	}
+	if want := int64(len(sent)) + nulls; stored != want {
+		t.Fatalf("stored %d records, want %d: each of %d keys once and all %d null keys", stored, want, len(sent), nulls)
+	}
+	var rows, distinct, nullIDs int64
+	if err := n.DB.QueryRowContext(ctx, "SELECT count(*), count(DISTINCT id), count(*) - count(id) FROM duet.raw.orders").Scan(&rows, &distinct, &nullIDs); err != nil {
+		t.Fatal(err)
+	}
+	if rows != stored || distinct != int64(len(sent)) || nullIDs != nulls {
+		t.Fatalf("raw holds %d rows, %d keys, %d null keys; want %d, %d, %d", rows, distinct, nullIDs, stored, len(sent), nulls)
+	}
+	want := strings.Replace(dedupViewSQL, "FROM orders", "FROM duet.raw.orders AS orders", 1)
+	var diff int
+	q := fmt.Sprintf("SELECT count(*) FROM ((%[1]s EXCEPT ALL %[2]s) UNION ALL (%[2]s EXCEPT ALL %[1]s))", want, "SELECT * FROM duet.views.v")
+	if err := n.DB.QueryRowContext(ctx, q).Scan(&diff); err != nil {
+		t.Fatal(err)
+	}
+	if diff != 0 {
+		t.Fatalf("%d rows differ between the view and its SQL over raw", diff)
+	}
 }
