@@ -488,6 +488,14 @@ func (ds *datasetState) store(run []*pendingIngest) {
 		recs[i] = p.kept
 	}
 	firsts, err := ds.log.AppendBatches(batches)
+	if err != nil && len(run) > 1 && ds.log.Err() == nil {
+		// The log refused one request's records (their schema or size), not
+		// the log: each is stored on its own, so only that one is refused.
+		for _, p := range run {
+			ds.store([]*pendingIngest{p})
+		}
+		return
+	}
 	if err != nil {
 		for _, p := range run {
 			ds.refuse(p, fmt.Errorf("dataset %q: append to log: %w", name, err))

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/lambdatest"
 )
@@ -214,5 +217,86 @@ func TestConcurrentIngestWithDedupStoresEachKeyOnce(t *testing.T) {
 	}
 	if diff != 0 {
 		t.Fatalf("%d rows differ between the view and its SQL over raw", diff)
+	}
+}
+
+// TestBadRequestInAGroupFailsAlone: a request whose records the log refuses
+// (here, another schema) fails on its own; the requests committed in the same
+// group are stored and acknowledged as if it had not been sent.
+func TestBadRequestInAGroupFailsAlone(t *testing.T) {
+	dir := t.TempDir()
+	n := lambdatest.Start(t, dir, lambdatest.Options{SegmentRecords: 1000})
+	defer n.Stop()
+	ctx := context.Background()
+	// The dataset's first two columns without the third.
+	other := arrow.NewSchema(lambdatest.Spec.ArrowSchema().Fields()[:2], nil)
+
+	type acked struct {
+		first int64
+		rows  []lambdatest.Row
+	}
+	const producers, requests = 8, 12
+	var (
+		mu          sync.Mutex
+		all         []acked
+		refused     int
+		wg          sync.WaitGroup
+		unexpected  = make(chan error, producers)
+		badRequests = 0
+	)
+	for p := range producers {
+		rnd := rand.New(rand.NewPCG(uint64(p), 13))
+		bad := p%2 == 0
+		if bad {
+			badRequests += requests / 2
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range requests {
+				rows := lambdatest.RandomRows(rnd, 1+rnd.IntN(20))
+				rec := lambdatest.Record(rows)
+				if bad && r%2 == 1 {
+					wrong := array.NewRecordBatch(other, rec.Columns()[:2], rec.NumRows())
+					rec.Release()
+					_, err := n.Layer.IngestBatch(ctx, lambdatest.Spec.Name, wrong)
+					wrong.Release()
+					if err == nil || !strings.Contains(err.Error(), "schema") {
+						unexpected <- fmt.Errorf("a request of another schema got %v, want a schema error", err)
+						return
+					}
+					mu.Lock()
+					refused++
+					mu.Unlock()
+					continue
+				}
+				res, err := n.Layer.IngestBatch(ctx, lambdatest.Spec.Name, rec)
+				rec.Release()
+				if err != nil {
+					unexpected <- fmt.Errorf("a good request failed: %w", err)
+					return
+				}
+				mu.Lock()
+				all = append(all, acked{res.First, rows})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(unexpected)
+	for err := range unexpected {
+		t.Fatal(err)
+	}
+	if refused != badRequests {
+		t.Fatalf("%d requests refused, want the %d bad ones", refused, badRequests)
+	}
+	tiled(t, all, func(a acked) (int64, int64) { return a.first, int64(len(a.rows)) })
+	var accepted []lambdatest.Row
+	for _, a := range all {
+		accepted = append(accepted, a.rows...)
+	}
+	n.Check(accepted, "good requests of groups with bad ones")
+	if err := n.Layer.Healthy(); err != nil {
+		t.Fatalf("a refused request left the dataset unhealthy: %v", err)
 	}
 }

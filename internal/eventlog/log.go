@@ -250,6 +250,15 @@ func (l *Log) checkSchema(s *arrow.Schema) error {
 	return nil
 }
 
+// Err is why the log takes no more appends (closed, or a failed write or
+// fsync until a reopen), nil while it does. An append refused for its own
+// records (schema, size) leaves it nil.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.usable()
+}
+
 func (l *Log) usable() error {
 	if l.closed {
 		return ErrClosed
