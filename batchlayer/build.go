@@ -306,11 +306,7 @@ func (b *Builder) execute(ctx context.Context, req Request, plan *viewsql.Plan, 
 		task.SQL = plan.PartialSQL(dataset.ReadParquet(inputs))
 	}
 	if len(merge) > 0 {
-		cols := make([]string, len(plan.Partial))
-		for i, c := range plan.Partial {
-			cols[i] = dataset.QuoteIdent(c.Name)
-		}
-		base := "SELECT " + strings.Join(cols, ", ") + " FROM " + dataset.ReadParquet(merge)
+		base := "SELECT " + plan.PartialColumns() + " FROM " + dataset.ReadParquet(merge)
 		if task.SQL != "" {
 			base = task.SQL + " UNION ALL " + base
 		}

@@ -52,7 +52,7 @@ func (m *Merger) ViewSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedT
 // PartialsSQL is a view's partial rows, batch UNION ALL speed: what its
 // final form merges, and what a rollup over fewer keys merges exactly.
 func (m *Merger) PartialsSQL(plan *viewsql.Plan, batch []catalog.VersionFile, speedTable string) (string, error) {
-	return m.union(partialColumns(plan), catalog.VersionPaths(batch), speedTable)
+	return m.union(plan.PartialColumns(), catalog.VersionPaths(batch), speedTable)
 }
 
 func (m *Merger) union(cols string, files []string, speedTable string) (string, error) {
@@ -90,15 +90,6 @@ func columnList(names []string) string {
 // PartialsOverTableSQL is PartialsSQL with the batch version's partials
 // read from batchTable, a copy of its files in the engine.
 func (m *Merger) PartialsOverTableSQL(plan *viewsql.Plan, batchTable, speedTable string) string {
-	cols := partialColumns(plan)
+	cols := plan.PartialColumns()
 	return "SELECT " + cols + " FROM " + batchTable + " UNION ALL SELECT " + cols + " FROM " + speedTable
-}
-
-// partialColumns lists a view's partial columns, quoted.
-func partialColumns(plan *viewsql.Plan) string {
-	names := make([]string, len(plan.Partial))
-	for i, c := range plan.Partial {
-		names[i] = c.Name
-	}
-	return columnList(names)
 }

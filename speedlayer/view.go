@@ -96,7 +96,7 @@ func (v *viewState) compactSegment(ctx context.Context, tx *sql.Tx, first int64)
 	if !last.Valid {
 		return nil // covered by the batch version: nothing left
 	}
-	rows := fmt.Sprintf("(SELECT %s FROM %s WHERE __seg = %d)", partialNames(v.plan), v.partialTable(), first)
+	rows := fmt.Sprintf("(SELECT %s FROM %s WHERE __seg = %d)", v.plan.PartialColumns(), v.partialTable(), first)
 	stmts := []string{
 		fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), first, v.plan.CombineSQL(rows)),
 		fmt.Sprintf("DELETE FROM %s WHERE __seg = %d AND rowid <= %d", v.partialTable(), first, last.Int64),
@@ -107,14 +107,6 @@ func (v *viewState) compactSegment(ctx context.Context, tx *sql.Tx, first int64)
 		}
 	}
 	return nil
-}
-
-func partialNames(plan *viewsql.Plan) string {
-	names := make([]string, len(plan.Partial))
-	for i, c := range plan.Partial {
-		names[i] = dataset.QuoteIdent(c.Name)
-	}
-	return strings.Join(names, ", ")
 }
 
 // fillPartials computes the view's partials for every segment from offset

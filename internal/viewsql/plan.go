@@ -93,6 +93,10 @@ func (p *Plan) CombineSQL(partials string) string {
 	return p.combineHead + partials + p.combineTail
 }
 
+// PartialColumns lists Partial's columns, quoted, for a SELECT of the
+// partial rows.
+func (p *Plan) PartialColumns() string { return quotedNames(p.Partial) }
+
 // Error reports view SQL the user must change. Msg is one sentence naming the
 // problem and, where there is one, the way out.
 type Error struct {
