@@ -37,6 +37,17 @@ var notebookFlights = [][]byte{
 	[]byte(`{"date": "2026-11-01T06:55:00Z", "delay": 33, "origin": "CDG"}` + "\n"),
 }
 
+// loadNotebookFlights creates flights and views.delays on p and takes
+// notebookFlights in: the first six built into a batch version, the rest
+// left in the speed layer.
+func loadNotebookFlights(t *testing.T, p *proc) {
+	t.Helper()
+	createFlightsAndDelays(t, p)
+	ingestLines(t, p, notebookFlights[:6])
+	buildView(t, p, "delays")
+	ingestLines(t, p, notebookFlights[6:])
+}
+
 // runNotebook runs `duet notebook run` on a notebook file and reads the
 // executed notebook back after checking it with Jupyter's validator.
 func runNotebook(t *testing.T, p *proc, in string, args ...string) (*notebooks.Notebook, string, int) {
@@ -116,10 +127,7 @@ func chartValues(t *testing.T, c *notebooks.Cell) (values []map[string]any, enc 
 // result exactly.
 func TestExampleNotebooks(t *testing.T) {
 	p := startServer(t, t.TempDir())
-	createFlightsAndDelays(t, p)
-	ingestLines(t, p, notebookFlights[:6])
-	buildView(t, p, "delays")
-	ingestLines(t, p, notebookFlights[6:])
+	loadNotebookFlights(t, p)
 
 	t.Run("exploration", func(t *testing.T) {
 		nb, log, code := runNotebook(t, p, filepath.Join(examplesDir, "exploration.ipynb"))
@@ -385,10 +393,7 @@ func TestNotebookParametersAndErrors(t *testing.T) {
 // failing cell failing the job, bad parameters refused at submission.
 func TestNotebookJobs(t *testing.T) {
 	p := startServer(t, t.TempDir(), "--executor-standby", "1")
-	createFlightsAndDelays(t, p)
-	ingestLines(t, p, notebookFlights[:6])
-	buildView(t, p, "delays")
-	ingestLines(t, p, notebookFlights[6:])
+	loadNotebookFlights(t, p)
 
 	out, errOut, code := duet(t, p, "", "job", "submit", "--notebook", filepath.Join(examplesDir, "daily_report.ipynb"), "-p", "min_delay=40", "--wait", "--poll", "50ms")
 	m := regexp.MustCompile(`executed notebook: duet job output (\S+) notebook\.ipynb`).FindStringSubmatch(out)

@@ -21,10 +21,7 @@ import (
 // the right answers, and deleting the schedule stops its fires.
 func TestNotebookSchedule(t *testing.T) {
 	p := startServer(t, t.TempDir(), "--executor-standby", "1")
-	createFlightsAndDelays(t, p)
-	ingestLines(t, p, notebookFlights[:6])
-	buildView(t, p, "delays")
-	ingestLines(t, p, notebookFlights[6:])
+	loadNotebookFlights(t, p)
 	ctx := ctxT(t)
 	// Without authentication the CLI's DUET_USER is the claimed user, whom
 	// the schedule's jobs are attributed to.

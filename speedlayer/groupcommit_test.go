@@ -30,52 +30,32 @@ func TestConcurrentIngestCommitsInGroups(t *testing.T) {
 	defer func() { n.Stop() }()
 	ctx := context.Background()
 
-	type acked struct {
-		first int64
-		rows  []lambdatest.Row
-	}
 	const producers, requests = 12, 15
 	var (
-		mu   sync.Mutex
-		all  []acked
-		wg   sync.WaitGroup
-		errs = make(chan error, producers)
+		mu  sync.Mutex
+		all []ackedRows
 	)
-	for p := range producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rnd := rand.New(rand.NewPCG(uint64(p), 7))
-			for range requests {
-				rows := lambdatest.RandomRows(rnd, 1+rnd.IntN(40))
-				rec := lambdatest.Record(rows)
-				res, err := n.Layer.IngestBatch(ctx, lambdatest.Spec.Name, rec)
-				rec.Release()
-				if err != nil {
-					errs <- err
-					return
-				}
-				if res.Stored != int64(len(rows)) || res.Duplicates != 0 {
-					errs <- fmt.Errorf("ingest of %d rows stored %d, %d duplicates", len(rows), res.Stored, res.Duplicates)
-					return
-				}
-				mu.Lock()
-				all = append(all, acked{res.First, rows})
-				mu.Unlock()
+	concurrently(t, producers, func(p int) error {
+		rnd := rand.New(rand.NewPCG(uint64(p), 7))
+		for range requests {
+			rows := lambdatest.RandomRows(rnd, 1+rnd.IntN(40))
+			rec := lambdatest.Record(rows)
+			res, err := n.Layer.IngestBatch(ctx, lambdatest.Spec.Name, rec)
+			rec.Release()
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			if res.Stored != int64(len(rows)) || res.Duplicates != 0 {
+				return fmt.Errorf("ingest of %d rows stored %d, %d duplicates", len(rows), res.Stored, res.Duplicates)
+			}
+			mu.Lock()
+			all = append(all, ackedRows{res.First, rows})
+			mu.Unlock()
+		}
+		return nil
+	})
 
-	tiled(t, all, func(a acked) (int64, int64) { return a.first, int64(len(a.rows)) })
-	var accepted []lambdatest.Row
-	for _, a := range all {
-		accepted = append(accepted, a.rows...)
-	}
+	accepted := inOffsetOrder(t, all)
 	n.Check(accepted, "concurrent ingest")
 
 	groups, requestsStored := histogram(t, n, "duet_speedlayer_commit_requests")
@@ -90,6 +70,46 @@ func TestConcurrentIngestCommitsInGroups(t *testing.T) {
 	n.Stop()
 	n = lambdatest.Start(t, dir, lambdatest.Options{SegmentRecords: 97})
 	n.Check(accepted, "after restart")
+}
+
+// concurrently runs produce(p) for p in [0, producers) at once and fails the
+// test with the errors they return.
+func concurrently(t *testing.T, producers int, produce func(p int) error) {
+	t.Helper()
+	errs := make(chan error, producers)
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- produce(p)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ackedRows is an acknowledged request: its first offset and its rows.
+type ackedRows struct {
+	first int64
+	rows  []lambdatest.Row
+}
+
+// inOffsetOrder checks that the acknowledged requests tile the log and
+// returns their rows in offset order.
+func inOffsetOrder(t *testing.T, acks []ackedRows) []lambdatest.Row {
+	t.Helper()
+	tiled(t, acks, func(a ackedRows) (int64, int64) { return a.first, int64(len(a.rows)) })
+	var rows []lambdatest.Row
+	for _, a := range acks {
+		rows = append(rows, a.rows...)
+	}
+	return rows
 }
 
 // tiled sorts acknowledged requests by their first offset and fails the
@@ -143,25 +163,24 @@ func TestConcurrentIngestWithDedupStoresEachKeyOnce(t *testing.T) {
 	const producers, requests, keys = 8, 20, 150
 	type acked struct{ first, stored int64 }
 	var (
-		mu    sync.Mutex
-		all   []acked
-		sent  = map[string]bool{}
-		nulls int64
-		wg    sync.WaitGroup
-		errs  = make(chan error, producers)
+		mu      sync.Mutex
+		all     []acked
+		sent    = map[string]bool{}
+		nulls   int64
+		batches = make([][][]order, producers)
 	)
 	for p := range producers {
 		rnd := rand.New(rand.NewPCG(uint64(p), 11))
-		batches := make([][]order, requests)
-		for r := range batches {
+		batches[p] = make([][]order, requests)
+		for r := range batches[p] {
 			ids := make([]string, 1+rnd.IntN(12))
 			for i := range ids {
 				if rnd.IntN(10) > 0 {
 					ids[i] = strconv.Itoa(rnd.IntN(keys))
 				}
 			}
-			batches[r] = orders(int64(p*10000+r*100), ids...)
-			for _, o := range batches[r] {
+			batches[p][r] = orders(int64(p*10000+r*100), ids...)
+			for _, o := range batches[p][r] {
 				if o.id == nil {
 					nulls++
 				} else {
@@ -169,34 +188,26 @@ func TestConcurrentIngestWithDedupStoresEachKeyOnce(t *testing.T) {
 				}
 			}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, rows := range batches {
-				rec := n.record(rows)
-				res, err := n.Layer.IngestBatch(ctx, n.Spec.Name, rec)
-				rec.Release()
-				if err != nil {
-					errs <- err
-					return
-				}
-				if res.Stored+res.Duplicates != int64(len(rows)) {
-					errs <- fmt.Errorf("ingest of %d rows: stored %d, %d duplicates", len(rows), res.Stored, res.Duplicates)
-					return
-				}
-				if res.Stored > 0 {
-					mu.Lock()
-					all = append(all, acked{res.First, res.Stored})
-					mu.Unlock()
-				}
+	}
+	concurrently(t, producers, func(p int) error {
+		for _, rows := range batches[p] {
+			rec := n.record(rows)
+			res, err := n.Layer.IngestBatch(ctx, n.Spec.Name, rec)
+			rec.Release()
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			if res.Stored+res.Duplicates != int64(len(rows)) {
+				return fmt.Errorf("ingest of %d rows: stored %d, %d duplicates", len(rows), res.Stored, res.Duplicates)
+			}
+			if res.Stored > 0 {
+				mu.Lock()
+				all = append(all, acked{res.First, res.Stored})
+				mu.Unlock()
+			}
+		}
+		return nil
+	})
 
 	stored := tiled(t, all, func(a acked) (int64, int64) { return a.first, a.stored })
 	if want := int64(len(sent)) + nulls; stored != want {
@@ -231,71 +242,47 @@ func TestBadRequestInAGroupFailsAlone(t *testing.T) {
 	// The dataset's first two columns without the third.
 	other := arrow.NewSchema(lambdatest.Spec.ArrowSchema().Fields()[:2], nil)
 
-	type acked struct {
-		first int64
-		rows  []lambdatest.Row
-	}
 	const producers, requests = 8, 12
+	// Even producers send every other request in the other schema.
+	const badRequests = (producers / 2) * (requests / 2)
 	var (
-		mu          sync.Mutex
-		all         []acked
-		refused     int
-		wg          sync.WaitGroup
-		unexpected  = make(chan error, producers)
-		badRequests = 0
+		mu      sync.Mutex
+		all     []ackedRows
+		refused int
 	)
-	for p := range producers {
+	concurrently(t, producers, func(p int) error {
 		rnd := rand.New(rand.NewPCG(uint64(p), 13))
-		bad := p%2 == 0
-		if bad {
-			badRequests += requests / 2
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range requests {
-				rows := lambdatest.RandomRows(rnd, 1+rnd.IntN(20))
-				rec := lambdatest.Record(rows)
-				if bad && r%2 == 1 {
-					wrong := array.NewRecordBatch(other, rec.Columns()[:2], rec.NumRows())
-					rec.Release()
-					_, err := n.Layer.IngestBatch(ctx, lambdatest.Spec.Name, wrong)
-					wrong.Release()
-					if err == nil || !strings.Contains(err.Error(), "schema") {
-						unexpected <- fmt.Errorf("a request of another schema got %v, want a schema error", err)
-						return
-					}
-					mu.Lock()
-					refused++
-					mu.Unlock()
-					continue
-				}
-				res, err := n.Layer.IngestBatch(ctx, lambdatest.Spec.Name, rec)
+		for r := range requests {
+			rows := lambdatest.RandomRows(rnd, 1+rnd.IntN(20))
+			rec := lambdatest.Record(rows)
+			if p%2 == 0 && r%2 == 1 {
+				wrong := array.NewRecordBatch(other, rec.Columns()[:2], rec.NumRows())
 				rec.Release()
-				if err != nil {
-					unexpected <- fmt.Errorf("a good request failed: %w", err)
-					return
+				_, err := n.Layer.IngestBatch(ctx, lambdatest.Spec.Name, wrong)
+				wrong.Release()
+				if err == nil || !strings.Contains(err.Error(), "schema") {
+					return fmt.Errorf("a request of another schema got %v, want a schema error", err)
 				}
 				mu.Lock()
-				all = append(all, acked{res.First, rows})
+				refused++
 				mu.Unlock()
+				continue
 			}
-		}()
-	}
-	wg.Wait()
-	close(unexpected)
-	for err := range unexpected {
-		t.Fatal(err)
-	}
+			res, err := n.Layer.IngestBatch(ctx, lambdatest.Spec.Name, rec)
+			rec.Release()
+			if err != nil {
+				return fmt.Errorf("a good request failed: %w", err)
+			}
+			mu.Lock()
+			all = append(all, ackedRows{res.First, rows})
+			mu.Unlock()
+		}
+		return nil
+	})
 	if refused != badRequests {
 		t.Fatalf("%d requests refused, want the %d bad ones", refused, badRequests)
 	}
-	tiled(t, all, func(a acked) (int64, int64) { return a.first, int64(len(a.rows)) })
-	var accepted []lambdatest.Row
-	for _, a := range all {
-		accepted = append(accepted, a.rows...)
-	}
-	n.Check(accepted, "good requests of groups with bad ones")
+	n.Check(inOffsetOrder(t, all), "good requests of groups with bad ones")
 	if err := n.Layer.Healthy(); err != nil {
 		t.Fatalf("a refused request left the dataset unhealthy: %v", err)
 	}
