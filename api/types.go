@@ -127,6 +127,10 @@ type SpeedStatus struct {
 	// LagMillis is the age of the oldest record the batch version does not cover
 	// (0 when it covers everything).
 	LagMillis int64 `json:"lag_ms"`
+	// Materialized: queries read the view's answer computed once since
+	// records last arrived, rather than merging batch and speed at every
+	// query; the answers are the same.
+	Materialized bool `json:"materialized"`
 }
 
 // Segment is a range of log offsets [first, end) held by the speed layer.

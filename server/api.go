@@ -322,7 +322,7 @@ func (s *Server) viewDoc(r *http.Request, name string) (api.View, error) {
 	if st.Version != nil {
 		doc.Batch = versionDoc(*st.Version)
 	}
-	speed := &api.SpeedStatus{FromOffset: st.FromOffset, LogEndOffset: st.LogEnd, Segments: []api.Segment{}, LagRecords: st.LagRecords, LagMillis: st.LagMillis}
+	speed := &api.SpeedStatus{FromOffset: st.FromOffset, LogEndOffset: st.LogEnd, Segments: []api.Segment{}, LagRecords: st.LagRecords, LagMillis: st.LagMillis, Materialized: st.Materialized}
 	for _, seg := range st.Segments {
 		speed.Segments = append(speed.Segments, api.Segment{First: seg.First, End: seg.End, Sealed: seg.Sealed})
 	}

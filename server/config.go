@@ -61,6 +61,11 @@ type Config struct {
 	// evict) and queries read it there rather than its Parquet files; 0
 	// always reads the files.
 	ViewCacheRows int64 `yaml:"view_cache_rows"`
+	// MaterializeAfter: once a dataset has taken no records for this long,
+	// its aggregate views' merged answers are computed once into engine
+	// tables that queries read until records arrive again; 0 merges at
+	// every query.
+	MaterializeAfter time.Duration `yaml:"materialize_after"`
 	// Executor says how executors start: the duet command (empty: this
 	// process's executable) and how many wait warmed up for a task.
 	Executor executor.Config `yaml:"executor"`
@@ -116,6 +121,7 @@ func DefaultConfig() Config {
 		MaxIngestBytes:     64 << 20,
 		SpeedMemoryBudget:  speedlayer.DefaultMemoryBudget,
 		ViewCacheRows:      1_000_000,
+		MaterializeAfter:   200 * time.Millisecond,
 		ShutdownTimeout:    10 * time.Second,
 		Scheduler:          scheduler.DefaultConfig(),
 		KeepVersions:       5,

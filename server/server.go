@@ -156,7 +156,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.speed, err = speedlayer.New(speedlayer.Config{
 		LogDir: s.dir("log"), ScratchDir: s.dir("scratch"),
 		SegmentMaxRecords: cfg.SegmentMaxRecords, SegmentMaxAge: cfg.SegmentMaxAge,
-		MemoryBudget: cfg.SpeedMemoryBudget, ViewCacheRows: cfg.ViewCacheRows, CopyGrace: cfg.QueryTimeout, Epoch: cfg.replica.leaderEpoch(),
+		MemoryBudget: cfg.SpeedMemoryBudget, ViewCacheRows: cfg.ViewCacheRows, MaterializeAfter: cfg.MaterializeAfter, CopyGrace: cfg.QueryTimeout, Epoch: cfg.replica.leaderEpoch(),
 	}, s.db, s.cat, archive, s.bucket, serving.NewMerger(s.bucket), s.logger.With("component", "speedlayer"), s.registry)
 	if err != nil {
 		return err

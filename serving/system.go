@@ -227,6 +227,7 @@ func systemTables(cfg SystemConfig) []*systemTable {
 				{"speed_segments", "number of speed-layer segments (offset ranges) merged into answers; see system.speed_segments", tBigint},
 				{"lag_records", "accepted records the batch version does not cover", tBigint},
 				{"lag_ms", "age in milliseconds of the oldest record the batch version does not cover; 0 when it covers everything", tBigint},
+				{"materialized", "queries read the view's answer computed once since records last arrived, rather than merging at every query", tBoolean},
 			},
 			rows: s.freshness,
 		},
@@ -391,7 +392,7 @@ func (s *systemSources) freshness(ctx context.Context) ([][]any, error) {
 		if !ok {
 			continue
 		}
-		row := []any{v.Name, v.Dataset, nil, nil, nil, st.FromOffset, st.LogEnd, int64(len(st.Segments)), st.LagRecords, st.LagMillis}
+		row := []any{v.Name, v.Dataset, nil, nil, nil, st.FromOffset, st.LogEnd, int64(len(st.Segments)), st.LagRecords, st.LagMillis, st.Materialized}
 		if b := st.Version; b != nil {
 			row[2], row[3], row[4] = b.Version, b.Covered, b.CreatedAt
 		}

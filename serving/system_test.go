@@ -23,7 +23,9 @@ import (
 // so the figures of a query and of the speed layer can be compared exactly.
 func startSystem(t *testing.T) (*lambdatest.Node, time.Time) {
 	t.Helper()
-	n := lambdatest.Start(t, t.TempDir(), lambdatest.Options{SegmentRecords: 10})
+	n := lambdatest.Start(t, t.TempDir(), lambdatest.Options{SegmentRecords: 10, Speed: func(c *speedlayer.Config) {
+		c.MaterializeAfter = 50 * time.Millisecond
+	}})
 	t.Cleanup(n.Stop)
 	now := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	err := serving.RegisterSystem(context.Background(), n.DB, serving.SystemConfig{Catalog: n.Cat, Speed: n.Layer, Now: func() time.Time { return now }})
@@ -86,7 +88,7 @@ func freshnessOf(t *testing.T, n *lambdatest.Node, now time.Time) [][]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := []any{"v", "ev", nil, nil, nil, st.FromOffset, st.LogEnd, int64(len(st.Segments)), st.LagRecords, st.LagMillis}
+	row := []any{"v", "ev", nil, nil, nil, st.FromOffset, st.LogEnd, int64(len(st.Segments)), st.LagRecords, st.LagMillis, st.Materialized}
 	if st.Version != nil {
 		row[2], row[3], row[4] = st.Version.Version, st.Version.Covered, st.Version.CreatedAt.UTC()
 	}
@@ -152,6 +154,17 @@ func TestSystemFreshnessIsTheSpeedLayersStatus(t *testing.T) {
 	build(t, n, "job2")
 	ingest(t, n, rnd, 3)
 	check("after build 2 and 3 more", 3)
+	// Idle, the view is materialized, and the table says so.
+	deadline := time.Now().Add(10 * time.Second)
+	for st, _ := n.Layer.ViewStatus("v", now); !st.Materialized; st, _ = n.Layer.ViewStatus("v", now) {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle view was not materialized within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := queryRows(t, n.DB, "SELECT materialized FROM duet.system.freshness"); !reflect.DeepEqual(got, [][]any{{true}}) {
+		t.Fatalf("idle: materialized = %v, want true", got)
+	}
 }
 
 func TestSystemCatalogTables(t *testing.T) {

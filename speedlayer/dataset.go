@@ -63,6 +63,9 @@ type datasetState struct {
 	views    []*viewState
 	seq      int64
 	broken   error
+	// changed is when a micro-batch was last applied: views are
+	// materialized once it is MaterializeAfter old.
+	changed time.Time
 	// dedup drops records whose key was accepted within the window; nil
 	// when the dataset names no dedup key (see dedup.go).
 	dedup *dedup
@@ -604,12 +607,23 @@ func (ds *datasetState) apply(ctx context.Context, seg *segment, recs []arrow.Re
 			if n, err := r.RowsAffected(); err == nil {
 				partialBytes += n * partialRowBytes(v.plan)
 			}
+			if v.materialized {
+				if err := v.goLive(ctx, tx); err != nil {
+					return 0, err
+				}
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, err
 	}
 	seg.stored += rows
+	ds.changed = time.Now()
+	if !rawOnly {
+		for _, v := range ds.views {
+			v.materialized, v.skipMaterialize = false, false
+		}
+	}
 	return partialBytes, nil
 }
 

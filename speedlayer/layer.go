@@ -102,6 +102,11 @@ type Config struct {
 	// it is published, and queries read that instead of its Parquet files;
 	// 0 reads the files.
 	ViewCacheRows int64 `yaml:"view_cache_rows"`
+	// MaterializeAfter: once a dataset has taken no records for this long,
+	// each of its aggregate views is materialized, its merged answer
+	// computed once into an engine table that queries read until the next
+	// records arrive (see materialize.go); 0 never materializes.
+	MaterializeAfter time.Duration `yaml:"materialize_after"`
 	// CopyGrace is how long a version's engine copy stays after a handoff
 	// replaced it: a query that bound the merged view before the handoff
 	// opens the copy's database only when it reads it, so it must be there
@@ -149,7 +154,7 @@ func (c *Config) Validate() error {
 	if c.SegmentMaxRecords < 0 {
 		return fmt.Errorf("speedlayer.segment_max_records: must be positive, got %d", c.SegmentMaxRecords)
 	}
-	if c.SegmentMaxAge < 0 || c.TickInterval < 0 || c.CopyGrace < 0 {
+	if c.SegmentMaxAge < 0 || c.TickInterval < 0 || c.CopyGrace < 0 || c.MaterializeAfter < 0 {
 		return errors.New("speedlayer: durations must be positive")
 	}
 	if _, err := ParseMemoryBudget(c.MemoryBudget); err != nil {
@@ -276,6 +281,7 @@ func (l *Layer) Run(ctx context.Context) error {
 				l.logger.Error("archive failed; will retry", "dataset", ds.spec.Name, "err", err)
 				l.metrics.archiveFailures.Inc()
 			}
+			l.materializeIdle(ctx, ds, time.Now())
 		}
 		l.dropRetiredCopies(time.Now())
 	}
@@ -332,6 +338,7 @@ type metrics struct {
 	groupRequests   prometheus.Histogram
 	archived        prometheus.Counter
 	archiveFailures prometheus.Counter
+	materialized    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -353,9 +360,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		archiveFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "duet_speedlayer_archive_failures_total", Help: "Failed archive attempts (retried).",
 		}),
+		materialized: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "duet_speedlayer_views_materialized_total", Help: "Times a view's merged answer was computed into a table while its dataset took no records.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.applySeconds, m.groupRequests, m.archived, m.archiveFailures)
+		reg.MustRegister(m.records, m.applySeconds, m.groupRequests, m.archived, m.archiveFailures, m.materialized)
 	}
 	return m
 }

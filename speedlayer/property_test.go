@@ -96,6 +96,8 @@ type propertyStats struct {
 	// approx counts approx_distinct values checked; approxSlack those off
 	// by more than four standard errors (but at most two: tiny counts).
 	approx, approxSlack int
+	// materialized counts view checks that read a materialized answer.
+	materialized, viewChecks int
 }
 
 func TestPropertyMergedEqualsRecomputation(t *testing.T) {
@@ -133,6 +135,10 @@ func TestPropertyMergedEqualsRecomputation(t *testing.T) {
 		stats.generated, stats.refused, stats.approx, stats.approxSlack)
 	for msg, c := range stats.refusals {
 		t.Logf("  refused %d×: %s", c, msg)
+	}
+	t.Logf("%d of %d view checks read a materialized answer", stats.materialized, stats.viewChecks)
+	if steps >= 500 && stats.materialized == 0 {
+		t.Fatalf("no view check read a materialized answer; the test would not cover materialization")
 	}
 	// The generator must keep producing views duet maintains, or the test
 	// would quietly test less.
@@ -927,7 +933,9 @@ type propRun struct {
 	// viewCache is the layer's ViewCacheRows: some versions are read from
 	// an engine copy, others from their files, or all of one kind.
 	viewCache int64
-	n         *lambdatest.Node
+	// materializeAfter is the layer's MaterializeAfter (0: never).
+	materializeAfter time.Duration
+	n                *lambdatest.Node
 
 	views   []*viewDef // created
 	later   []*viewDef // created at a later step
@@ -965,6 +973,8 @@ func (s *propertyStats) add(o *propertyStats) {
 	s.rows += o.rows
 	s.approx += o.approx
 	s.approxSlack += o.approxSlack
+	s.materialized += o.materialized
+	s.viewChecks += o.viewChecks
 }
 
 func runProperty(t *testing.T, seed uint64, steps int, total *propertyStats) {
@@ -981,11 +991,11 @@ func runProperty(t *testing.T, seed uint64, steps int, total *propertyStats) {
 	// spend their time waking each other for queries of a few thousand rows.
 	r.opts = lambdatest.Options{Spec: &r.d.spec, SegmentRecords: r.segmentRecords(), Threads: 1,
 		Batch: batchlayer.Config{KeepVersions: keep, GCGrace: grace, ExecutorThreads: 1}}
-	r.chooseViewCache()
+	r.chooseSpeedConfig()
 	r.n = lambdatest.Start(t, r.dir, r.opts)
 	defer func() { r.n.Stop() }()
 	r.resetExpected()
-	r.history = append(r.history, fmt.Sprintf("start: segments of %d records, keep %d versions, gc grace %s, versions of up to %d rows copied into the engine", r.opts.SegmentRecords, keep, grace, r.viewCache))
+	r.history = append(r.history, fmt.Sprintf("start: segments of %d records, keep %d versions, gc grace %s, %s", r.opts.SegmentRecords, keep, grace, r.speedConfigText()))
 
 	for range 2 + rnd.IntN(3) {
 		v := r.genView()
@@ -1183,10 +1193,10 @@ func (r *propRun) step(step int) (op, desc string) {
 	case p < 81:
 		r.n.Stop()
 		r.opts.SegmentRecords = r.segmentRecords()
-		r.chooseViewCache()
+		r.chooseSpeedConfig()
 		r.n = lambdatest.Start(r.t, r.dir, r.opts)
 		r.resetExpected()
-		return "restart", fmt.Sprintf("segments of %d records, versions of up to %d rows copied into the engine", r.opts.SegmentRecords, r.viewCache)
+		return "restart", fmt.Sprintf("segments of %d records, %s", r.opts.SegmentRecords, r.speedConfigText())
 	case p < 85:
 		// Let the background loop archive sealed segments while queries run.
 		d := time.Duration(2+r.rnd.IntN(15)) * time.Millisecond
@@ -1489,6 +1499,15 @@ func (r *propRun) check(step int) {
 func (r *propRun) checkView(step int, v *viewDef) {
 	r.t.Helper()
 	classes := v.classes(r.d)
+	r.stats.viewChecks++
+	// Only the background loop changes a view's form between steps, and
+	// only into a materialized one: read before the query, the status
+	// says the answer came from final rows.
+	if st, err := r.n.Layer.ViewStatus(v.name, time.Now()); err != nil {
+		r.fail("step %d: status of %s: %v", step, v.name, err)
+	} else if st.Materialized {
+		r.stats.materialized++
+	}
 	merged := r.query("SELECT * FROM views." + quoted(v.name))
 
 	if r.refs == nil {
@@ -1661,8 +1680,17 @@ func closeEnough(a, b any) bool {
 	return math.Abs(x-y) <= 1e-9*max(math.Abs(x), math.Abs(y))
 }
 
-func (r *propRun) chooseViewCache() {
+// chooseSpeedConfig draws how the speed layer serves views until the next
+// restart: how large a batch version it copies into the engine, and
+// whether idle views are materialized (after a millisecond: between most
+// steps, since the background loop ticks every few).
+func (r *propRun) chooseSpeedConfig() {
 	r.viewCache = []int64{0, 40, 1_000_000}[r.rnd.IntN(3)]
-	rows := r.viewCache
-	r.opts.Speed = func(c *speedlayer.Config) { c.ViewCacheRows = rows }
+	r.materializeAfter = []time.Duration{0, time.Millisecond}[r.rnd.IntN(2)]
+	rows, after := r.viewCache, r.materializeAfter
+	r.opts.Speed = func(c *speedlayer.Config) { c.ViewCacheRows, c.MaterializeAfter = rows, after }
+}
+
+func (r *propRun) speedConfigText() string {
+	return fmt.Sprintf("versions of up to %d rows copied into the engine, idle views materialized after %s", r.viewCache, r.materializeAfter)
 }

@@ -24,6 +24,10 @@ type viewState struct {
 	// batchTable is the engine's copy of version's partials (see
 	// loadVersion), or "" when queries read its files.
 	batchTable string
+	// materialized: the user-visible view reads finalTable, not the live
+	// merge (see materialize.go); skipMaterialize: materializing failed,
+	// not retried until the view changes.
+	materialized, skipMaterialize bool
 }
 
 func (v *viewState) partialTable() string {
@@ -155,10 +159,7 @@ func (l *Layer) defineView(ctx context.Context, tx *sql.Tx, v *viewState) error 
 	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+partialsRelation(v.name)+" AS "+partials); err != nil {
 		return fmt.Errorf("define merged partials: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+engine.Table(engine.ViewsSchema, v.name)+" AS "+v.plan.FinalSQL(partialsRelation(v.name))); err != nil {
-		return fmt.Errorf("define merged view: %w", err)
-	}
-	return nil
+	return v.goLive(ctx, tx)
 }
 
 // loadVersion copies a published version's partials from its Parquet files
@@ -288,6 +289,7 @@ func (l *Layer) Publish(ctx context.Context, name string, version catalog.ViewVe
 		return fmt.Errorf("view %q: commit handoff: %w", name, err)
 	}
 	committed = true
+	v.materialized, v.skipMaterialize = false, false
 	l.retireCopy(prevTable)
 	return nil
 }
@@ -352,6 +354,9 @@ type ViewStatus struct {
 	Segments   []SegmentStatus
 	LagRecords int64
 	LagMillis  int64
+	// Materialized: queries read the view's final rows computed once since
+	// its last change, not merged at query time (see materialize.go).
+	Materialized bool
 }
 
 // ViewStatus reports the view's batch version, speed segments and lag.
@@ -363,7 +368,7 @@ func (l *Layer) ViewStatus(name string, now time.Time) (ViewStatus, error) {
 	ds := v.ds
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
-	st := ViewStatus{FromOffset: v.covered(), LogEnd: ds.open().end}
+	st := ViewStatus{FromOffset: v.covered(), LogEnd: ds.open().end, Materialized: v.materialized}
 	if v.version != nil {
 		cp := *v.version
 		st.Version = &cp

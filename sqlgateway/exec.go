@@ -72,8 +72,10 @@ type execution struct {
 	ctx  context.Context
 	sess *session
 
-	conn      *sql.Conn
+	conn *sql.Conn
+	// schemaSet: conn's schema is schema (USE), the session's.
 	schemaSet bool
+	schema    string
 	// userSet: the session user's engine variables are set on conn (vars).
 	userSet bool
 	vars    []string
@@ -109,7 +111,7 @@ func (g *Gateway) produce(q *query, sessErr *queryError) {
 		// Counted from admission: a statement waiting for a slot is not running.
 		g.running.Add(1)
 		last, qe = x.runRecovered()
-		x.release()
+		x.release(qe == nil)
 		g.admission.release(q.sess.user)
 		g.running.Add(-1)
 	}
@@ -290,19 +292,30 @@ func (x *execution) connection() (*sql.Conn, error) {
 	if err := x.checkCatalog(x.sess.catalog); err != nil {
 		return nil, err
 	}
-	conn, err := x.rawConnection()
-	if err != nil {
-		return nil, err
-	}
 	if x.sess.schema != "" && !x.schemaSet {
 		schema, err := x.resolveSchema(x.sess.schema)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := conn.ExecContext(x.ctx, "USE "+x.qualified(schema)); err != nil {
-			return nil, fmt.Errorf("apply session schema %q: %w", schema, err)
+		if x.conn == nil {
+			if kept := x.g.conns.take(schema); kept != nil {
+				x.conn, x.schemaSet, x.schema = kept, true, schema
+			}
 		}
-		x.schemaSet = true
+		if !x.schemaSet {
+			conn, err := x.rawConnection()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := conn.ExecContext(x.ctx, "USE "+x.qualified(schema)); err != nil {
+				return nil, fmt.Errorf("apply session schema %q: %w", schema, err)
+			}
+			x.schemaSet, x.schema = true, schema
+		}
+	}
+	conn, err := x.rawConnection()
+	if err != nil {
+		return nil, err
 	}
 	if a := x.g.cfg.Authorizer; a != nil && !x.userSet {
 		vars := []string{sessionUserVariable}
@@ -320,34 +333,47 @@ func (x *execution) connection() (*sql.Conn, error) {
 	return conn, nil
 }
 
-// release restores the connection's default schema and returns it to the
-// pool; a connection that cannot be restored is discarded.
-func (x *execution) release() {
+// release returns the connection: after a statement that succeeded, one
+// in a session schema is kept for the next statement in that schema (see
+// schemaConns); otherwise its default schema is restored and it goes back
+// to the engine's pool. A connection that cannot be restored is discarded.
+func (x *execution) release(succeeded bool) {
 	if x.conn == nil {
 		return
 	}
-	var restore []string
-	if x.schemaSet {
-		restore = append(restore, "USE "+dataset.QuoteIdent(x.g.cfg.Catalog))
-	}
+	conn, schema, schemaSet := x.conn, x.schema, x.schemaSet
+	x.conn, x.schemaSet, x.schema, x.userSet = nil, false, "", false
+	var resets []string
 	for _, v := range x.vars {
-		restore = append(restore, "RESET VARIABLE "+v)
+		resets = append(resets, "RESET VARIABLE "+v)
 	}
-	for _, q := range restore {
+	x.vars = nil
+	ok := x.restore(conn, resets)
+	if ok && succeeded && schemaSet && x.g.conns.put(schema, conn) {
+		return
+	}
+	if ok && schemaSet {
+		x.restore(conn, []string{"USE " + dataset.QuoteIdent(x.g.cfg.Catalog)})
+	}
+	if err := conn.Close(); err != nil && !errors.Is(err, sql.ErrConnDone) {
+		x.g.logger.Warn("release DuckDB connection", "query_id", x.q.id, "error", err)
+	}
+}
+
+// restore runs stmts on conn; when one fails it marks conn bad, so the
+// pool discards it on Close, and reports false.
+func (x *execution) restore(conn *sql.Conn, stmts []string) bool {
+	for _, q := range stmts {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := x.conn.ExecContext(ctx, q)
+		_, err := conn.ExecContext(ctx, q)
 		cancel()
 		if err != nil {
 			x.g.logger.Warn("discarding DuckDB connection: restoring its state failed", "query_id", x.q.id, "statement", q, "error", err)
-			_ = x.conn.Raw(func(any) error { return driver.ErrBadConn })
-			break
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			return false
 		}
 	}
-	if err := x.conn.Close(); err != nil && !errors.Is(err, sql.ErrConnDone) {
-		x.g.logger.Warn("release DuckDB connection", "query_id", x.q.id, "error", err)
-	}
-	x.conn = nil
-	x.schemaSet, x.userSet, x.vars = false, false, nil
+	return true
 }
 
 // qualified quotes catalog.name.

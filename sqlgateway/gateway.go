@@ -173,6 +173,7 @@ type Gateway struct {
 	// router is nil when no cluster is configured.
 	router  *router
 	schemas schemaCache
+	conns   *schemaConns
 }
 
 // New creates a Gateway running statements on db. A nil logger discards
@@ -204,6 +205,7 @@ func New(cfg Config, db *sql.DB, logger *slog.Logger, reg prometheus.Registerer)
 
 		admission: newAdmission(cfg.MaxConcurrent, cfg.MaxQueued),
 		history:   &history{size: cfg.HistorySize},
+		conns:     newSchemaConns(cfg.MaxConcurrent),
 	}
 	m, err := newMetrics(reg, g)
 	if err != nil {
@@ -257,6 +259,7 @@ func (g *Gateway) shutdown() {
 		q.cancel(errShutdown)
 	}
 	g.producers.Wait()
+	g.conns.close()
 }
 
 // reap cancels queries nobody polls and forgets finished ones.

@@ -20,6 +20,7 @@ import (
 	"github.com/duet-analytics/duet/bench/internal/flights"
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/catalog"
+	"github.com/duet-analytics/duet/server"
 	"github.com/duet-analytics/duet/sqlgateway"
 )
 
@@ -27,8 +28,9 @@ import (
 const (
 	systemDuet   = "duet"
 	systemDuckDB = "duckdb"
-	stateMerged  = "merged view: batch version and the last 1% in the speed layer"
-	stateBatch   = "batch view alone: a build covered every event"
+	stateMerged  = "merged view, materialized (the dataset idle): batch version and the last 1% in the speed layer"
+	stateLive    = "merged view, merged at every query (`--materialize-after 0`): batch version and the last 1% in the speed layer"
+	stateBatch   = "batch view alone, merged at every query: a build covered every event"
 	stateRaw     = "the view's SQL over the raw Parquet files"
 )
 
@@ -75,7 +77,10 @@ func run(ctx context.Context, cfg Config, logger *slog.Logger) (err error) {
 		WarmupSeconds: cfg.Warmup.Seconds(), DurationSeconds: cfg.Duration.Seconds(), Runs: cfg.Runs,
 		Server: fmt.Sprintf("the server package as `duet serve` runs it (server.NewReplica with server.DefaultConfig) in its own process, "+
 			"started by the benchmark, with `--segment-max-records %d --segment-max-age %s` so that nothing leaves the speed layer "+
-			"until a build, and the hourly archive compaction off; clients reach it over loopback HTTP", neverSealRecords, neverSealAge),
+			"until a build, and the hourly archive compaction off; clients reach it over loopback HTTP. Its views are materialized once "+
+			"the dataset is idle (`--materialize-after`, %s by default): the dashboard and scale phases read that answer, and the benchmark "+
+			"waits for it. For the phases merged at every query, the batch view alone and the merge overhead, the main size's server is "+
+			"restarted with `--materialize-after 0`", neverSealRecords, neverSealAge, server.DefaultConfig().MaterializeAfter),
 		QueryMaxConcurrent: sqlgateway.DefaultMaxConcurrent, ViewSQL: flights.ViewSQL(),
 	}
 	for _, n := range cfg.sizes() {
@@ -180,7 +185,10 @@ func (b *bench) size(ctx context.Context, n int64) (err error) {
 			b.res.Queries = append(b.res.Queries, Query{Name: sh.Name, Description: sh.Description, SQL: exampleSQL(sh, s.gen)})
 		}
 	}
-	if err := b.check(ctx, s, "merged: the last 1% in the speed layer"); err != nil {
+	if err := s.expectMaterialized(ctx, true); err != nil {
+		return err
+	}
+	if err := b.check(ctx, s, "merged: the last 1% in the speed layer, materialized"); err != nil {
 		return err
 	}
 
@@ -219,6 +227,11 @@ func (b *bench) size(ctx context.Context, n int64) (err error) {
 	}
 	if err := s.expectArchived(ctx, s.archived); err != nil {
 		return fmt.Errorf("during the measurement: %w", err)
+	}
+	if isMain {
+		if err := b.measureLive(ctx, s, dir); err != nil {
+			return err
+		}
 	}
 
 	var walls, jobs []float64
@@ -267,6 +280,63 @@ func (b *bench) size(ctx context.Context, n int64) (err error) {
 		b.res.Scales = append(b.res.Scales, s.scale)
 	}
 	return nil
+}
+
+// measureLive restarts the server of the main size with materialization
+// off and measures the dashboard merging at every query: what it costs
+// while records keep arriving. The builds and the batch view alone that
+// follow run on this server, so the merge overhead compares like with like.
+func (b *bench) measureLive(ctx context.Context, s *sizeRun, dir flights.Paths) error {
+	if err := s.srv.Stop(); err != nil {
+		return fmt.Errorf("stop the server: %w", err)
+	}
+	start := time.Now()
+	srv, err := benchserver.Start(ctx, benchserver.Options{
+		DataDir: dir.Dir, Duet: b.cfg.Duet, SegmentMaxRecords: neverSealRecords, SegmentMaxAge: neverSealAge, NoCompaction: true,
+		MergeAtEveryQuery: true, User: "querybench", Conns: slices.Max(b.cfg.Clients) + 8,
+	})
+	if err != nil {
+		return fmt.Errorf("restart the server merging at every query: %w", err)
+	}
+	s.srv = srv
+	s.duet.db, s.duet.cpu = srv.Trino, srv.CPU
+	b.logger.Info("server restarted merging at every query", "events", s.n, "seconds", f2(time.Since(start).Seconds()))
+	if err := s.expectSpeed(ctx, s.end-s.archived); err != nil {
+		return err
+	}
+	if err := b.check(ctx, s, "merged: the last 1% in the speed layer, merged at every query"); err != nil {
+		return err
+	}
+	if err := s.expectMaterialized(ctx, false); err != nil {
+		return err
+	}
+	for _, c := range b.cfg.Clients {
+		p, err := b.measure(ctx, s, s.duet, stateLive, c, false)
+		if err != nil {
+			return err
+		}
+		b.res.Live = append(b.res.Live, p)
+	}
+	return nil
+}
+
+// expectMaterialized waits until the view's status says whether queries
+// read its materialized answer, for a few seconds at most.
+func (s *sizeRun) expectMaterialized(ctx context.Context, want bool) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := s.srv.Client.GetView(ctx, flights.View)
+		if err != nil {
+			return err
+		}
+		if v.Speed != nil && v.Speed.Materialized == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("view %s: materialized is not %v after 10 s", flights.View, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // measure runs one query phase, profiling the server through it when asked.

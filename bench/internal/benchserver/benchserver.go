@@ -69,6 +69,7 @@ func RunChild(args []string) error {
 	fs.Int64Var(&cfg.SegmentMaxRecords, "segment-max-records", cfg.SegmentMaxRecords, "as duet serve")
 	fs.DurationVar(&cfg.SegmentMaxAge, "segment-max-age", cfg.SegmentMaxAge, "as duet serve")
 	fs.StringVar(&cfg.CompactionSchedule, "compaction-schedule", cfg.CompactionSchedule, "as duet serve")
+	fs.DurationVar(&cfg.MaterializeAfter, "materialize-after", cfg.MaterializeAfter, "as duet serve")
 	fs.BoolVar(&profiling, "pprof", false, "serve CPU and allocation profiles on a loopback listener of its own")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -122,6 +123,10 @@ type Options struct {
 	// (hourly by default), which would otherwise fire whenever the clock
 	// passes the hour.
 	NoCompaction bool
+	// MergeAtEveryQuery turns off the materialization of idle views
+	// (`--materialize-after 0`): queries merge batch and speed partials,
+	// as they do while records keep arriving.
+	MergeAtEveryQuery bool
 	// Profiling serves profiles (see Proc.Profile).
 	Profiling bool
 	// User is who the SQL gateway client connects as.
@@ -168,6 +173,9 @@ func Start(ctx context.Context, o Options) (*Proc, error) {
 	}
 	if o.NoCompaction {
 		args = append(args, "-compaction-schedule", "")
+	}
+	if o.MergeAtEveryQuery {
+		args = append(args, "-materialize-after", "0s")
 	}
 	if o.Profiling {
 		args = append(args, "-pprof")
