@@ -35,16 +35,7 @@ func TestIdleViewsAreMaterializedAndStayExact(t *testing.T) {
 	defer func() { n.Stop() }()
 	rnd := rand.New(rand.NewPCG(11, 12))
 	var accepted []lambdatest.Row
-	ingest := func(k int) {
-		t.Helper()
-		rows := lambdatest.RandomRows(rnd, k)
-		rec := lambdatest.Record(rows)
-		defer rec.Release()
-		if _, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec); err != nil {
-			t.Fatal(err)
-		}
-		accepted = append(accepted, rows...)
-	}
+	ingest := func(k int) { accepted = append(accepted, n.IngestRandom(rnd, k)...) }
 	idle := func() { speedlayer.MaterializeIdle(ctx, n.Layer, time.Now().Add(2*time.Hour)) }
 	// expect checks the view's state three ways: the status, what the
 	// view's definition reads, and whether the table of final rows exists.

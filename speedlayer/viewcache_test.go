@@ -30,15 +30,7 @@ func TestPublishedVersionsAreCopiedIntoTheEngine(t *testing.T) {
 	defer func() { n.Stop() }()
 	rnd := rand.New(rand.NewPCG(7, 7))
 	var accepted []lambdatest.Row
-	ingest := func(k int) {
-		rows := lambdatest.RandomRows(rnd, k)
-		rec := lambdatest.Record(rows)
-		defer rec.Release()
-		if _, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec); err != nil {
-			t.Fatal(err)
-		}
-		accepted = append(accepted, rows...)
-	}
+	ingest := func(k int) { accepted = append(accepted, n.IngestRandom(rnd, k)...) }
 	build := func(job string) int64 {
 		v, err := n.Builder.Build(ctx, batchlayer.Request{JobID: job, View: "v"})
 		if err != nil {

@@ -323,6 +323,19 @@ func RandomRows(rnd *rand.Rand, n int) []Row {
 	return out
 }
 
+// IngestRandom ingests k RandomRows into Spec's dataset, failing the test
+// on an error, and returns them.
+func (n *Node) IngestRandom(rnd *rand.Rand, k int) []Row {
+	n.t.Helper()
+	rows := RandomRows(rnd, k)
+	rec := Record(rows)
+	defer rec.Release()
+	if _, err := n.Layer.Ingest(context.Background(), Spec.Name, rec); err != nil {
+		n.t.Fatal(err)
+	}
+	return rows
+}
+
 // Check asserts the invariant inside the engine: the merged view and the
 // raw table equal the view SQL and the rows over everything accepted.
 func (n *Node) Check(accepted []Row, step string) {
