@@ -35,15 +35,6 @@ func startSystem(t *testing.T) (*lambdatest.Node, time.Time) {
 	return n, now
 }
 
-func ingest(t *testing.T, n *lambdatest.Node, rnd *rand.Rand, count int) {
-	t.Helper()
-	rec := lambdatest.Record(lambdatest.RandomRows(rnd, count))
-	defer rec.Release()
-	if _, err := n.Layer.Ingest(context.Background(), lambdatest.Spec.Name, rec); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func build(t *testing.T, n *lambdatest.Node, job string) catalog.ViewVersion {
 	t.Helper()
 	ctx := context.Background()
@@ -136,7 +127,7 @@ func TestSystemFreshnessIsTheSpeedLayersStatus(t *testing.T) {
 		stable(step, "SELECT * FROM duet.system.speed_segments ORDER BY first_offset", segmentsOf)
 	}
 	check("empty", 0)
-	ingest(t, n, rnd, 25)
+	n.IngestRandom(rnd, 25)
 	check("after 25 records", 25)
 	if got := queryRows(t, n.DB, "SELECT batch_version, lag_ms > 0 FROM duet.system.freshness"); !reflect.DeepEqual(got, [][]any{{nil, true}}) {
 		t.Fatalf("before the first build: batch_version, lag_ms > 0 = %v", got)
@@ -146,13 +137,13 @@ func TestSystemFreshnessIsTheSpeedLayersStatus(t *testing.T) {
 	if got := queryRows(t, n.DB, "SELECT batch_version, batch_covered_offset, speed_from_offset, lag_ms FROM duet.system.freshness"); !reflect.DeepEqual(got, [][]any{{v1.Version, int64(25), int64(25), int64(0)}}) {
 		t.Fatalf("after build 1: %v", got)
 	}
-	ingest(t, n, rnd, 7)
+	n.IngestRandom(rnd, 7)
 	check("after 7 more", 7)
 	if _, err := n.Builder.Rollback(context.Background(), "v", v1.Version); err != nil {
 		t.Fatal(err)
 	}
 	build(t, n, "job2")
-	ingest(t, n, rnd, 3)
+	n.IngestRandom(rnd, 3)
 	check("after build 2 and 3 more", 3)
 	// Idle, the view is materialized, and the table says so.
 	deadline := time.Now().Add(10 * time.Second)
@@ -171,9 +162,9 @@ func TestSystemCatalogTables(t *testing.T) {
 	n, now := startSystem(t)
 	ctx := context.Background()
 	rnd := rand.New(rand.NewPCG(6, 7))
-	ingest(t, n, rnd, 12)
+	n.IngestRandom(rnd, 12)
 	v1 := build(t, n, "job-1")
-	ingest(t, n, rnd, 5)
+	n.IngestRandom(rnd, 5)
 	v2 := build(t, n, "job-2")
 	if _, err := n.Builder.Rollback(ctx, "v", v1.Version); err != nil {
 		t.Fatal(err)
@@ -372,7 +363,7 @@ func TestSystemTablesLiveOnEveryConnection(t *testing.T) {
 	}
 	rnd := rand.New(rand.NewPCG(8, 9))
 	for i := range 6 {
-		ingest(t, n, rnd, 15)
+		n.IngestRandom(rnd, 15)
 		if i%2 == 1 {
 			build(t, n, fmt.Sprint("job", i))
 		}
@@ -383,7 +374,7 @@ func TestSystemTablesLiveOnEveryConnection(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	ingest(t, n, rnd, 4)
+	n.IngestRandom(rnd, 4)
 	if end, lag := prepared(); end != 94 || lag != 4 {
 		t.Fatalf("prepared statement re-executed after the last ingest: log end %d, lag %d; want 94, 4", end, lag)
 	}

@@ -21,17 +21,6 @@ func replica(t *testing.T, dir, logDir string, epoch int64) *lambdatest.Node {
 	}})
 }
 
-func ingestRows(t *testing.T, n *lambdatest.Node, rnd *rand.Rand, rows int) []lambdatest.Row {
-	t.Helper()
-	batch := lambdatest.RandomRows(rnd, rows)
-	rec := lambdatest.Record(batch)
-	defer rec.Release()
-	if _, err := n.Layer.Ingest(context.Background(), "ev", rec); err != nil {
-		t.Fatal(err)
-	}
-	return batch
-}
-
 // waitRaw waits until raw.ev holds want rows: restaging runs in the
 // background loop.
 func waitRaw(t *testing.T, n *lambdatest.Node, want int) {
@@ -63,17 +52,17 @@ func TestSupersededLogIsRestaged(t *testing.T) {
 	var accepted []lambdatest.Row
 
 	a := replica(t, dir, logA, 1)
-	accepted = append(accepted, ingestRows(t, a, rnd, 120)...)
+	accepted = append(accepted, a.IngestRandom(rnd, 120)...)
 	if err := a.Layer.Flush(context.Background(), "ev"); err != nil {
 		t.Fatal(err)
 	}
-	accepted = append(accepted, ingestRows(t, a, rnd, 70)...) // never archived by A
+	accepted = append(accepted, a.IngestRandom(rnd, 70)...) // never archived by A
 	a.Check(accepted, "A before it dies")
 	a.Stop()
 
 	b := replica(t, dir, logB, 2)
 	b.Check(accepted[:120], "B takes over: only what A archived")
-	fromB := ingestRows(t, b, rnd, 50)
+	fromB := b.IngestRandom(rnd, 50)
 	if err := b.Layer.Flush(context.Background(), "ev"); err != nil {
 		t.Fatal(err)
 	}

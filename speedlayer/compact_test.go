@@ -42,13 +42,7 @@ func TestArchivedSegmentsKeepOnePartialRowPerKey(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(3, 5))
 	var accepted []lambdatest.Row
 	for range 40 {
-		rows := lambdatest.RandomRows(rnd, 25)
-		rec := lambdatest.Record(rows)
-		if _, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec); err != nil {
-			t.Fatal(err)
-		}
-		rec.Release()
-		accepted = append(accepted, rows...)
+		accepted = append(accepted, n.IngestRandom(rnd, 25)...)
 	}
 	before, distinct := count()
 	if before <= distinct {
@@ -65,13 +59,7 @@ func TestArchivedSegmentsKeepOnePartialRowPerKey(t *testing.T) {
 	n.Check(accepted, "after compaction")
 
 	// The next segment's micro-batches are not touched by the compaction.
-	rows := lambdatest.RandomRows(rnd, 30)
-	rec := lambdatest.Record(rows)
-	if _, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec); err != nil {
-		t.Fatal(err)
-	}
-	rec.Release()
-	accepted = append(accepted, rows...)
+	accepted = append(accepted, n.IngestRandom(rnd, 30)...)
 	n.Check(accepted, "after more ingest")
 
 	n.Stop()

@@ -128,13 +128,7 @@ func TestViewReadingSomeColumns(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(5, 5))
 	var accepted []lambdatest.Row
 	for range 5 {
-		rows := lambdatest.RandomRows(rnd, 10)
-		rec := lambdatest.Record(rows)
-		if _, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec); err != nil {
-			t.Fatal(err)
-		}
-		rec.Release()
-		accepted = append(accepted, rows...)
+		accepted = append(accepted, n.IngestRandom(rnd, 10)...)
 	}
 	n.Check(accepted, "view v")
 	want := map[string][2]int64{}
@@ -173,12 +167,7 @@ func TestLagCountsFromArrivalThroughArchiving(t *testing.T) {
 	n := lambdatest.Start(t, dir, lambdatest.Options{SegmentRecords: 1000})
 	defer func() { n.Stop() }()
 	ctx := context.Background()
-	rec := lambdatest.Record(lambdatest.RandomRows(rand.New(rand.NewPCG(1, 2)), 20))
-	_, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec)
-	rec.Release()
-	if err != nil {
-		t.Fatal(err)
-	}
+	n.IngestRandom(rand.New(rand.NewPCG(1, 2)), 20)
 	later := time.Now().Add(time.Hour)
 	before, err := n.Layer.ViewStatus("v", later)
 	if err != nil {

@@ -137,11 +137,7 @@ func TestQueriesDuringMaterializationSeeWholeStates(t *testing.T) {
 	}
 	materialized := 0
 	for range requests {
-		rec := lambdatest.Record(lambdatest.RandomRows(rnd, size))
-		if _, err := n.Layer.Ingest(ctx, lambdatest.Spec.Name, rec); err != nil {
-			t.Fatal(err)
-		}
-		rec.Release()
+		n.IngestRandom(rnd, size)
 		speedlayer.MaterializeIdle(ctx, n.Layer, time.Now().Add(2*time.Hour))
 		if st, err := n.Layer.ViewStatus("v", time.Now()); err != nil {
 			t.Fatal(err)
