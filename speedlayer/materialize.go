@@ -26,6 +26,11 @@ func (v *viewState) finalTable() string {
 	return engine.Table(engine.InternalSchema, "final__"+v.name)
 }
 
+// userView is the engine view queries read.
+func (v *viewState) userView() string {
+	return engine.Table(engine.ViewsSchema, v.name)
+}
+
 // liveSQL is the view's merged answer computed at query time.
 func (v *viewState) liveSQL() string {
 	return v.plan.FinalSQL(partialsRelation(v.name))
@@ -88,7 +93,7 @@ func (l *Layer) materialize(ctx context.Context, v *viewState) error {
 	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE TABLE "+v.finalTable()+" AS "+v.liveSQL()); err != nil {
 		return fmt.Errorf("compute final rows: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+engine.Table(engine.ViewsSchema, v.name)+" AS SELECT * FROM "+v.finalTable()); err != nil {
+	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+v.userView()+" AS SELECT * FROM "+v.finalTable()); err != nil {
 		return fmt.Errorf("point the view at its final rows: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -103,7 +108,7 @@ func (l *Layer) materialize(ctx context.Context, v *viewState) error {
 // its final rows, in tx, which changes its partials. The caller clears
 // v.materialized once tx commits.
 func (v *viewState) goLive(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+engine.Table(engine.ViewsSchema, v.name)+" AS "+v.liveSQL()); err != nil {
+	if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+v.userView()+" AS "+v.liveSQL()); err != nil {
 		return fmt.Errorf("view %q: define live view: %w", v.name, err)
 	}
 	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+v.finalTable()); err != nil {

@@ -130,10 +130,9 @@ func (b *bench) size(ctx context.Context, n int64) (err error) {
 		s.scale.Bytes += f.Bytes
 	}
 	start := time.Now()
-	s.srv, err = benchserver.Start(ctx, benchserver.Options{
-		DataDir: dir.Dir, Duet: b.cfg.Duet, SegmentMaxRecords: neverSealRecords, SegmentMaxAge: neverSealAge, NoCompaction: true,
-		Profiling: isMain && b.cfg.ProfileDir != "", User: "querybench", Conns: slices.Max(b.cfg.Clients) + 8,
-	})
+	opts := b.serverOptions(dir)
+	opts.Profiling = isMain && b.cfg.ProfileDir != ""
+	s.srv, err = benchserver.Start(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -282,6 +281,15 @@ func (b *bench) size(ctx context.Context, n int64) (err error) {
 	return nil
 }
 
+// serverOptions are how every size's server runs: nothing leaves the speed
+// layer until a build, no scheduled compaction, a connection per client.
+func (b *bench) serverOptions(dir flights.Paths) benchserver.Options {
+	return benchserver.Options{
+		DataDir: dir.Dir, Duet: b.cfg.Duet, SegmentMaxRecords: neverSealRecords, SegmentMaxAge: neverSealAge, NoCompaction: true,
+		User: "querybench", Conns: slices.Max(b.cfg.Clients) + 8,
+	}
+}
+
 // measureLive restarts the server of the main size with materialization
 // off and measures the dashboard merging at every query: what it costs
 // while records keep arriving. The builds and the batch view alone that
@@ -291,10 +299,9 @@ func (b *bench) measureLive(ctx context.Context, s *sizeRun, dir flights.Paths) 
 		return fmt.Errorf("stop the server: %w", err)
 	}
 	start := time.Now()
-	srv, err := benchserver.Start(ctx, benchserver.Options{
-		DataDir: dir.Dir, Duet: b.cfg.Duet, SegmentMaxRecords: neverSealRecords, SegmentMaxAge: neverSealAge, NoCompaction: true,
-		MergeAtEveryQuery: true, User: "querybench", Conns: slices.Max(b.cfg.Clients) + 8,
-	})
+	opts := b.serverOptions(dir)
+	opts.MergeAtEveryQuery = true
+	srv, err := benchserver.Start(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("restart the server merging at every query: %w", err)
 	}
