@@ -63,8 +63,8 @@ type datasetState struct {
 	views    []*viewState
 	seq      int64
 	broken   error
-	// changed is when a micro-batch was last applied: views are
-	// materialized once it is MaterializeAfter old.
+	// changed is when a micro-batch was last applied, or the dataset
+	// loaded: views are materialized once it is MaterializeAfter old.
 	changed time.Time
 	// dedup drops records whose key was accepted within the window; nil
 	// when the dataset names no dedup key (see dedup.go).
@@ -158,7 +158,9 @@ func (l *Layer) AddDataset(ctx context.Context, spec dataset.Spec) error {
 		return fmt.Errorf("dataset %q: read archived source positions: %w", spec.Name, err)
 	}
 	ds := &datasetState{l: l, spec: spec, schema: spec.ArrowSchema(), log: log, archive: archive, dedup: newDedup(&spec),
-		source: positions, archivedSource: positions, restage: restages, leader: make(chan struct{}, 1)}
+		source: positions, archivedSource: positions, restage: restages, leader: make(chan struct{}, 1),
+		// Loading counts as a change: idle is measured from here.
+		changed: time.Now()}
 	if err := l.recover(ctx, ds); err != nil {
 		log.Close()
 		if ds.conn != nil {
