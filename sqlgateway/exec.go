@@ -391,11 +391,10 @@ func (x *execution) selectQuery(text string, rewritten bool) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	nullColumns, tree, err := x.checkReadOnly(conn, text, rewritten)
+	nullColumns, text, err := x.admitSelect(conn, text, rewritten)
 	if err != nil {
 		return nil, err
 	}
-	text = x.resolveTables(text, tree)
 	if max := x.g.cfg.MaxResultRows; max > 0 {
 		// The engine materializes a result in full before the first row is
 		// read, outside its memory limit: without a bound in the query, a
@@ -415,6 +414,36 @@ func (x *execution) selectQuery(text string, rewritten bool) (*outcome, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// admitSelect checks text (checkReadOnly) and rewrites it for the engine
+// (rewrites), or does what the check of a statement of its shape found
+// (see shapeCache).
+func (x *execution) admitSelect(conn *sql.Conn, text string, rewritten bool) ([]bool, string, error) {
+	toks, lexErr := lex(text)
+	key, cacheable := shapeKey{user: x.sess.user, schema: x.sandbox().schema}, false
+	if lexErr == nil {
+		key.shape, cacheable = statementShape(text, toks)
+	}
+	if cacheable {
+		if cs := x.g.shapes.get(key); cs != nil {
+			return cs.nulls, applySplices(text, cs.splices(toks)), nil
+		}
+	}
+	nulls, tree, err := x.checkReadOnly(conn, text, rewritten)
+	if err != nil {
+		return nil, "", err
+	}
+	if lexErr != nil {
+		return nulls, text, nil
+	}
+	edits := x.rewrites(toks, tree)
+	if cacheable {
+		if cs, ok := newCheckedShape(nulls, edits, toks, tree); ok {
+			x.g.shapes.put(key, cs)
+		}
+	}
+	return nulls, applySplices(text, edits), nil
 }
 
 // describeRows maps the columns of a DuckDB result to Trino columns.

@@ -174,6 +174,7 @@ type Gateway struct {
 	router  *router
 	schemas schemaCache
 	conns   *schemaConns
+	shapes  *shapeCache
 }
 
 // New creates a Gateway running statements on db. A nil logger discards
@@ -212,6 +213,9 @@ func New(cfg Config, db *sql.DB, logger *slog.Logger, reg prometheus.Registerer)
 		return nil, err
 	}
 	g.metrics = m
+	if g.shapes, err = newShapeCache(reg); err != nil {
+		return nil, err
+	}
 	if len(cfg.Routing.Clusters) > 0 {
 		if g.router, err = newRouter(cfg.Routing, cfg.AbandonAfter, logger, reg); err != nil {
 			return nil, err

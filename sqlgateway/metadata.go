@@ -137,19 +137,15 @@ func (f *scalarUDF) Executor() duckdb.ScalarFuncExecutor {
 	return duckdb.ScalarFuncExecutor{RowExecutor: f.fn}
 }
 
-// resolveTables rewrites a query's table references the way Trino would
-// resolve them, where DuckDB would not: system.<table> is the session
+// rewrites are the splices that resolve a query's table references the way
+// Trino would, where DuckDB would not: system.<table> is the session
 // catalog's schema system (DuckDB finds its own catalog of that name
 // ambiguous), and information_schema.<table> (or <catalog>.information_schema)
 // lists only the catalog's visible objects. The references are found in
 // DuckDB's parse tree (not column references such as alias.column) and the
 // text the client sent is spliced, so the rest reaches DuckDB as written.
 // Calls of Trino's functions are spliced the same way (functionCalls).
-func (x *execution) resolveTables(text string, tree any) string {
-	toks, qe := lex(text)
-	if qe != nil {
-		return text
-	}
+func (x *execution) rewrites(toks []token, tree any) []splice {
 	at := map[int]int{}
 	for i, t := range toks {
 		at[t.start] = i
@@ -190,8 +186,13 @@ func (x *execution) resolveTables(text string, tree any) string {
 		}
 	}
 	walk(tree)
-	edits = append(edits, x.functionCalls(tree, toks, at)...)
-	slices.SortFunc(edits, func(a, b splice) int { return b.start - a.start })
+	return append(edits, x.functionCalls(tree, toks, at)...)
+}
+
+// applySplices makes the edits in text, the first of several at one place.
+func applySplices(text string, edits []splice) string {
+	edits = slices.Clone(edits)
+	slices.SortStableFunc(edits, func(a, b splice) int { return b.start - a.start })
 	for i, e := range edits {
 		if i > 0 && e.start == edits[i-1].start {
 			continue
