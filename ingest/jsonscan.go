@@ -211,9 +211,29 @@ func (s *jsonScanner) digits() bool {
 	return s.i > start
 }
 
+// plainASCII marks the bytes a string can hold as they are, needing no
+// check beyond finding them: not a quote, backslash, control character or
+// a byte of a multi-byte UTF-8 sequence.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // string scans a string starting at its opening quote and returns its text.
 func (s *jsonScanner) string() (string, error) {
 	start := s.i
+	// The common case, ASCII without escapes, in one tight loop.
+	i := start + 1
+	for i < len(s.b) && plainASCII[s.b[i]] {
+		i++
+	}
+	if i < len(s.b) && s.b[i] == '"' {
+		s.i = i + 1
+		// Shares the line's bytes, as below.
+		return unsafe.String(unsafe.SliceData(s.b[start+1:]), i-start-1), nil
+	}
 	plain, err := s.skipString()
 	if err != nil {
 		return "", err

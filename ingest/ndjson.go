@@ -88,6 +88,10 @@ type ndjsonDecoder struct {
 	timeIdx int
 	b       *array.RecordBuilder
 	seen    []bool
+	// order is the column of each member of the last row, by position:
+	// producers write every row's keys in the same order, and comparing a
+	// key with the name expected there is cheaper than hashing it.
+	order []int
 }
 
 func newNDJSONDecoder(spec *dataset.Spec, mem memory.Allocator) *ndjsonDecoder {
@@ -105,14 +109,26 @@ func newNDJSONDecoder(spec *dataset.Spec, mem memory.Allocator) *ndjsonDecoder {
 // builders' columns may differ in length; the caller then discards them.
 func (d *ndjsonDecoder) decodeRow(line int, text []byte) error {
 	clear(d.seen)
+	pos := 0
 	notObject, err := scanObject(text, func(key string, v jsonValue) error {
-		i, ok := d.exact[key]
-		if !ok {
-			i, ok = d.index[strings.ToLower(key)]
+		var i int
+		if pos < len(d.order) && d.spec.Columns[d.order[pos]].Name == key {
+			i = d.order[pos]
+		} else {
+			var ok bool
+			if i, ok = d.exact[key]; !ok {
+				i, ok = d.index[strings.ToLower(key)]
+			}
+			if !ok {
+				return &RowError{Row: line, Column: key, Reason: fmt.Sprintf("unknown column (the dataset has columns %s)", columnList(d.spec))}
+			}
+			if pos < len(d.order) {
+				d.order[pos] = i
+			} else {
+				d.order = append(d.order, i)
+			}
 		}
-		if !ok {
-			return &RowError{Row: line, Column: key, Reason: fmt.Sprintf("unknown column (the dataset has columns %s)", columnList(d.spec))}
-		}
+		pos++
 		col := d.spec.Columns[i]
 		if d.seen[i] {
 			return &RowError{Row: line, Column: col.Name, Reason: "column given more than once in the object"}
@@ -262,6 +278,25 @@ func appendJSONValue(b array.Builder, t dataset.Type, v jsonValue) string {
 }
 
 func parseJSONInt(num string, t dataset.Type) (int64, string) {
+	// Most numbers are short and plain: up to 18 digits cannot overflow.
+	if digits := strings.TrimPrefix(num, "-"); len(digits) > 0 && len(digits) <= 18 {
+		var x int64
+		for _, c := range []byte(digits) {
+			if c < '0' || c > '9' {
+				x = -1
+				break
+			}
+			x = x*10 + int64(c-'0')
+		}
+		if x >= 0 {
+			if len(digits) < len(num) {
+				x = -x
+			}
+			if t != dataset.Integer || x >= math.MinInt32 && x <= math.MaxInt32 {
+				return x, ""
+			}
+		}
+	}
 	if strings.ContainsAny(num, ".eE") {
 		return 0, fmt.Sprintf("expected %s, got number %s (not a whole number; write integers without a fraction or exponent)", t, shorten(num))
 	}
