@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,30 +334,44 @@ type process struct {
 	stdinOnce      sync.Once
 }
 
-// start starts an executor process and lowers its priority by cfg.Nice.
+// start starts an executor process cfg.Nice below this process's priority.
 func (l *Local) start(dir string, args ...string) (*process, error) {
-	p, err := start(l.cfg.Command, dir, args...)
-	if err != nil || l.cfg.Nice == 0 {
-		return p, err
+	if l.cfg.Nice == 0 {
+		return start(l.cfg.Command, dir, args...)
 	}
-	if err := renice(p.cmd.Process.Pid, l.cfg.Nice); err != nil {
-		l.logger.Warn("executor runs at the server's CPU priority", "pid", p.cmd.Process.Pid, "err", err)
+	// On Linux a nice value is per thread and a child takes its parent
+	// thread's. So the executor is started from a thread of its own, niced
+	// first and never used again (the goroutine ends locked to it, which
+	// ends the thread): the executor runs at the lower priority from its
+	// first instruction. Renicing it once started left a cold executor's
+	// first moments at the server's priority.
+	type started struct {
+		p   *process
+		err error
 	}
-	return p, nil
+	ch := make(chan started, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := reniceThread(l.cfg.Nice); err != nil {
+			l.logger.Warn("executor runs at the server's CPU priority", "err", err)
+		}
+		p, err := start(l.cfg.Command, dir, args...)
+		ch <- started{p, err}
+	}()
+	r := <-ch
+	return r.p, r.err
 }
 
-// renice adds by to the nice value of every thread of the process group
-// pgid, relative to this process's own: on Linux a nice value is per
-// thread, and threads started later inherit their creator's.
-func renice(pgid, by int) error {
+// reniceThread adds by to the calling thread's nice value, at most 19.
+func reniceThread(by int) error {
 	// The kernel answers getpriority with 20 - nice.
 	raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
 	if err != nil {
 		return fmt.Errorf("read own priority: %w", err)
 	}
 	nice := min(20-raw+by, 19)
-	if err := syscall.Setpriority(syscall.PRIO_PGRP, pgid, nice); err != nil {
-		return fmt.Errorf("set nice %d on process group %d: %w", nice, pgid, err)
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), nice); err != nil {
+		return fmt.Errorf("set nice %d: %w", nice, err)
 	}
 	return nil
 }
