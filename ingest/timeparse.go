@@ -10,7 +10,6 @@ import (
 
 const (
 	microsPerDay   = 86_400_000_000
-	secondsPerDay  = 86_400
 	maxFracDigits  = 9
 	dateLayout     = "2006-01-02"
 	dateTimeLayout = "2006-01-02T15:04:05"
@@ -137,7 +136,7 @@ func parseEpochMillis(num string) (int64, error) {
 // what time.Parse accepts there (every field in range, the day within its
 // month); anything else, offsets included, takes the general path.
 func parseUTCTimestamp(s string) (int64, bool) {
-	if len(s) < len(dateTimeLayout) || s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':' {
+	if len(s) < len(dateTimeLayout) || s[13] != ':' || s[16] != ':' {
 		return 0, false
 	}
 	switch s[10] {
@@ -145,14 +144,11 @@ func parseUTCTimestamp(s string) (int64, bool) {
 	default:
 		return 0, false
 	}
-	year, ok1 := digitsAt(s, 0, 4)
-	month, ok2 := digitsAt(s, 5, 2)
-	day, ok3 := digitsAt(s, 8, 2)
-	hour, ok4 := digitsAt(s, 11, 2)
-	minute, ok5 := digitsAt(s, 14, 2)
-	sec, ok6 := digitsAt(s, 17, 2)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
-		day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+	days, ok := parseDate(s[:len(dateLayout)])
+	hour, ok1 := digitsAt(s, 11, 2)
+	minute, ok2 := digitsAt(s, 14, 2)
+	sec, ok3 := digitsAt(s, 17, 2)
+	if !(ok && ok1 && ok2 && ok3) || hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
 	}
 	rest := s[len(dateTimeLayout):]
@@ -174,8 +170,7 @@ func parseUTCTimestamp(s string) (int64, bool) {
 	if rest != "" && rest != "Z" && rest != "z" {
 		return 0, false
 	}
-	days := daysFromCivil(year, month, day)
-	return days*microsPerDay + int64(hour*3600+minute*60+sec)*1_000_000 + micros, true
+	return int64(days)*microsPerDay + int64(hour*3600+minute*60+sec)*1_000_000 + micros, true
 }
 
 // digitsAt reads n decimal digits of s from i.

@@ -67,7 +67,7 @@ func TestDateAgreesWithTimeParse(t *testing.T) {
 		}
 		got, ok := parseDate(s)
 		tm, err := time.Parse(dateLayout, s)
-		if ok != (err == nil) || ok && int64(got) != tm.Unix()/secondsPerDay {
+		if ok != (err == nil) || ok && int64(got) != tm.Unix()/86_400 {
 			t.Fatalf("%s: parseDate %d %v, time.Parse %v %v", s, got, ok, tm, err)
 		}
 		if ok {

@@ -437,9 +437,10 @@ func (x *execution) admitSelect(conn *sql.Conn, text string, rewritten bool) ([]
 	if lexErr != nil {
 		return nulls, text, nil
 	}
-	edits := x.rewrites(toks, tree)
+	at := tokenStarts(toks)
+	edits := x.rewrites(toks, at, tree)
 	if cacheable {
-		if cs, ok := newCheckedShape(nulls, edits, toks, tree); ok {
+		if cs, ok := newCheckedShape(nulls, edits, toks, at, tree); ok {
 			x.g.shapes.put(key, cs)
 		}
 	}

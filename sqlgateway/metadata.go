@@ -145,11 +145,8 @@ func (f *scalarUDF) Executor() duckdb.ScalarFuncExecutor {
 // DuckDB's parse tree (not column references such as alias.column) and the
 // text the client sent is spliced, so the rest reaches DuckDB as written.
 // Calls of Trino's functions are spliced the same way (functionCalls).
-func (x *execution) rewrites(toks []token, tree any) []splice {
-	at := map[int]int{}
-	for i, t := range toks {
-		at[t.start] = i
-	}
+// at maps each token's start offset to its index (tokenStarts).
+func (x *execution) rewrites(toks []token, at map[int]int, tree any) []splice {
 	var edits []splice
 	catalog := dataset.QuoteIdent(x.g.cfg.Catalog)
 	var walk func(n any)
@@ -189,9 +186,19 @@ func (x *execution) rewrites(toks []token, tree any) []splice {
 	return append(edits, x.functionCalls(tree, toks, at)...)
 }
 
+// tokenStarts maps each token's start offset to its index, to find the
+// token at a parse tree node's query_location.
+func tokenStarts(toks []token) map[int]int {
+	at := make(map[int]int, len(toks))
+	for i, t := range toks {
+		at[t.start] = i
+	}
+	return at
+}
+
 // applySplices makes the edits in text, the first of several at one place.
+// It sorts edits.
 func applySplices(text string, edits []splice) string {
-	edits = slices.Clone(edits)
 	slices.SortStableFunc(edits, func(a, b splice) int { return b.start - a.start })
 	for i, e := range edits {
 		if i > 0 && e.start == edits[i-1].start {

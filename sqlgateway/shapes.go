@@ -144,11 +144,11 @@ func statementShape(text string, toks []token) (string, bool) {
 // newCheckedShape records a check's findings for the statement's shape, or
 // reports false when they could depend on its literals: a relation named
 // by a literal, or a rewrite not anchored to names.
-func newCheckedShape(nulls []bool, edits []splice, toks []token, tree any) (*checkedShape, bool) {
-	starts := make(map[int]int, len(toks))
+// starts is tokenStarts(toks).
+func newCheckedShape(nulls []bool, edits []splice, toks []token, starts map[int]int, tree any) (*checkedShape, bool) {
 	ends := make(map[int]int, len(toks))
 	for i, t := range toks {
-		starts[t.start], ends[t.end] = i, i
+		ends[t.end] = i
 	}
 	if !relationsNamed(tree, toks, starts) {
 		return nil, false
