@@ -58,10 +58,10 @@ type datasetState struct {
 	// through it under mu, so the dataset's changes are serialised.
 	conn     *sql.Conn
 	ar       *duckdb.Arrow
-	segments []*segment // unarchived, in offset order; the last one is open
+	appender *engine.ArrowAppender // micro-batches into segment tables, on conn
+	segments []*segment            // unarchived, in offset order; the last one is open
 	archive  []catalog.ArchiveFile
 	views    []*viewState
-	seq      int64
 	broken   error
 	// changed is when a micro-batch was last applied, or the dataset
 	// loaded: views are materialized once it is MaterializeAfter old.
@@ -90,7 +90,11 @@ func (ds *datasetState) rawTable() string {
 }
 
 func (ds *datasetState) segTable(s *segment) string {
-	return engine.Table(engine.InternalSchema, fmt.Sprintf("raw__%s__%d", ds.spec.Name, s.first))
+	return engine.Table(engine.InternalSchema, ds.segTableName(s))
+}
+
+func (ds *datasetState) segTableName(s *segment) string {
+	return fmt.Sprintf("raw__%s__%d", ds.spec.Name, s.first)
 }
 
 // defineRawTable points rawTable at the tables of segs that have one, and
@@ -163,9 +167,7 @@ func (l *Layer) AddDataset(ctx context.Context, spec dataset.Spec) error {
 		changed: time.Now()}
 	if err := l.recover(ctx, ds); err != nil {
 		log.Close()
-		if ds.conn != nil {
-			ds.conn.Close()
-		}
+		ds.closeEngine()
 		return fmt.Errorf("dataset %q: %w", spec.Name, err)
 	}
 	l.mu.Lock()
@@ -227,11 +229,10 @@ func (l *Layer) recover(ctx context.Context, ds *datasetState) error {
 		return fmt.Errorf("engine connection: %w", err)
 	}
 	ds.conn = conn
-	// Micro-batches are registered outside duet's catalog (see engine.ScratchSchema).
-	if _, err := conn.ExecContext(ctx, "USE "+engine.ScratchSchema); err != nil {
-		return fmt.Errorf("engine scratch schema: %w", err)
-	}
 	if ds.ar, err = engine.Arrow(conn); err != nil {
+		return err
+	}
+	if ds.appender, err = engine.NewArrowAppender(conn, ds.schema); err != nil {
 		return err
 	}
 	// Replayed records arrived before this restart: now is a safe arrival
@@ -287,6 +288,16 @@ func (l *Layer) recover(ctx context.Context, ds *datasetState) error {
 		ds.dedupChanged()
 	}
 	return nil
+}
+
+// closeEngine releases the dataset's engine connection and what lives on it.
+func (ds *datasetState) closeEngine() {
+	if ds.appender != nil {
+		ds.appender.Close()
+	}
+	if ds.conn != nil {
+		ds.conn.Close()
+	}
 }
 
 func (ds *datasetState) segmentOf(off int64) *segment {
@@ -552,17 +563,14 @@ func (ds *datasetState) store(run []*pendingIngest) {
 
 // apply folds one micro-batch (the records of one request, or of a group of
 // requests) into its segment's table and, unless rawOnly, into every view's
-// partials, in one engine transaction. The Arrow records are scanned once,
-// in full, into the table; the partials are computed from the
-// rows just inserted. (duckdb-go v2.5.6 maps columns wrongly when a scan of a
-// registered Arrow view projects a subset of them, so a view reading some
-// columns must not scan the record itself.) It returns an estimate of the
-// bytes the partial rows take, for the memory budget.
+// partials, in one engine transaction. The records are appended to the table
+// in full (engine.ArrowAppender); the partials are computed from the rows
+// just appended, so every view reads them through the engine's table scan.
+// It returns an estimate of the bytes the partial rows take, for the memory
+// budget.
 func (ds *datasetState) apply(ctx context.Context, seg *segment, recs []arrow.RecordBatch, rawOnly bool) (int64, error) {
-	ds.seq++
-	name := fmt.Sprintf("mb_%s_%d", ds.spec.Name, ds.seq)
-	// One scan reads every record: under the dataset's own schema, so
-	// producers' nullability or metadata differences do not split them.
+	// Under the dataset's own schema, so producers' nullability or metadata
+	// differences do not matter to the appender.
 	var rows int64
 	same := make([]arrow.RecordBatch, len(recs))
 	for i, rec := range recs {
@@ -570,39 +578,27 @@ func (ds *datasetState) apply(ctx context.Context, seg *segment, recs []arrow.Re
 		defer same[i].Release()
 		rows += rec.NumRows()
 	}
-	rr, err := array.NewRecordReader(ds.schema, same)
-	if err != nil {
-		return 0, err
-	}
-	defer rr.Release()
-	release, err := ds.ar.RegisterView(rr, name)
-	if err != nil {
-		return 0, fmt.Errorf("register micro-batch: %w", err)
-	}
-	defer release()
 	tx, err := ds.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
-	table := ds.segTable(seg)
 	if seg.stored == 0 {
-		if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE TABLE "+table+" ("+ds.columnDefs()+")"); err != nil {
+		if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE TABLE "+ds.segTable(seg)+" ("+ds.columnDefs()+")"); err != nil {
 			return 0, fmt.Errorf("create segment table: %w", err)
 		}
 		if err := ds.defineRawTable(ctx, tx, ds.segments, seg); err != nil {
 			return 0, err
 		}
 	}
-	src := engine.ScratchSchema + "." + dataset.QuoteIdent(name)
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %s FROM %s", table, ds.columnList(), src)); err != nil {
-		return 0, fmt.Errorf("insert micro-batch: %w", err)
+	if err := ds.appender.Append(engine.Catalog, engine.InternalSchema, ds.segTableName(seg), same); err != nil {
+		return 0, fmt.Errorf("append micro-batch: %w", err)
 	}
 	var partialBytes int64
 	if !rawOnly {
-		rows := fmt.Sprintf("(SELECT %s FROM %s WHERE rowid >= %d)", ds.columnList(), table, seg.stored)
+		batch := fmt.Sprintf("(SELECT %s FROM %s WHERE rowid >= %d)", ds.columnList(), ds.segTable(seg), seg.stored)
 		for _, v := range ds.views {
-			r, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), seg.first, v.plan.PartialSQL(rows)))
+			r, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %d, * FROM (%s)", v.partialTable(), seg.first, v.plan.PartialSQL(batch)))
 			if err != nil {
 				return 0, fmt.Errorf("view %q partials: %w", v.name, err)
 			}

@@ -314,7 +314,7 @@ func (l *Layer) close() {
 		if err := ds.log.Close(); err != nil {
 			l.logger.Error("close log", "dataset", ds.spec.Name, "err", err)
 		}
-		ds.conn.Close()
+		ds.closeEngine()
 		ds.mu.Unlock()
 	}
 }

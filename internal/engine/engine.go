@@ -30,10 +30,6 @@ const (
 	// defines them). DuckDB also has a catalog named system, so DuckDB
 	// needs the qualified duet.system; the SQL gateway qualifies it.
 	SystemSchema = "system"
-	// ScratchSchema lives in DuckDB's default in-memory database, not in
-	// Catalog: Arrow micro-batches registered there never touch duet's catalog,
-	// so a transaction over duet's tables writes to one database only.
-	ScratchSchema = "memory.main"
 	// CacheCatalog is a database in a file (Config.CacheFile) for tables
 	// the engine can rebuild at will from the object store: copies of batch
 	// versions, which queries read faster than the versions' Parquet files.
