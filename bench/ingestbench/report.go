@@ -18,8 +18,8 @@ func renderSection(r *Results) string {
 	m, wl := r.Machine, r.Workload
 	fmt.Fprintf(&w, "## Ingest into the speed layer\n\nWritten by `make bench-ingest` (`bench/ingestbench`) on %s.\n\n", r.GeneratedAt.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&w, "- Machine: %d CPUs (%s), %s GiB memory, %s/%s, data directory on %s\n", m.CPUs, m.CPUModel, gib(m.MemoryBytes), m.OS, m.Arch, m.Filesystem)
-	fmt.Fprintf(&w, "- Server: %s; %s (GOMAXPROCS %d), DuckDB %s (%d threads, its default). Fsync %s\n",
-		wl.Server, m.GoVersion, m.GOMAXPROCS, m.DuckDBVersion, m.DuckDBThreads, wl.Fsync)
+	fmt.Fprintf(&w, "- Server: %s; %s (GOMAXPROCS %d), DuckDB %s (%d threads, the server's default: one fewer than its cores). Fsync %s\n",
+		wl.Server, m.GoVersion, m.GOMAXPROCS, m.DuckDBVersion, m.ServerEngineThreads, wl.Fsync)
 	cols := make([]string, len(wl.Columns))
 	for i, c := range wl.Columns {
 		cols[i] = c.Name + " " + c.Type

@@ -18,8 +18,8 @@ func renderSection(r *Results) string {
 	m, s := r.Machine, r.Setup
 	fmt.Fprintf(&w, "## Dashboard queries\n\nWritten by `make bench` (`bench/querybench`) on %s.\n\n", r.GeneratedAt.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&w, "- Machine: %d CPUs (%s), %.1f GiB memory, %s/%s\n", m.CPUs, m.CPUModel, float64(m.MemoryBytes)/(1<<30), m.OS, m.Arch)
-	fmt.Fprintf(&w, "- Software: %s (GOMAXPROCS %d), DuckDB %s (%d threads, its default, in the server's engine and in the baseline)\n",
-		m.GoVersion, m.GOMAXPROCS, m.DuckDBVersion, m.DuckDBThreads)
+	fmt.Fprintf(&w, "- Software: %s (GOMAXPROCS %d), DuckDB %s (%d threads in the server's engine, the server's default: one fewer than its cores; %d, DuckDB's default, in the baseline)\n",
+		m.GoVersion, m.GOMAXPROCS, m.DuckDBVersion, m.ServerEngineThreads, m.DuckDBThreads)
 	fmt.Fprintf(&w, "- Server: %s. Its SQL gateway runs up to %d queries at once; more wait queued\n", s.Server, s.QueryMaxConcurrent)
 	fmt.Fprintf(&w, "- Data: the flights of the build benchmark (seed %d), one stream of %s events a day; every size is a prefix of it (%s). "+
 		"Each size's server starts on the first 99%% archived (ZSTD Parquet, one file per day per segment of %s offsets, "+

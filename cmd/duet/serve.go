@@ -57,7 +57,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&cfg.SpeedMemoryBudget, "speed-memory-budget", cfg.SpeedMemoryBudget, `engine memory for unarchived records and view partials, as a size ("512MiB", "2GB") or a share of --memory-limit; at it, ingest answers 429 with Retry-After`)
 	f.DurationVar(&cfg.MaterializeAfter, "materialize-after", cfg.MaterializeAfter, "once a dataset has taken no records for this long, its aggregate views' merged answers are computed once and queries read them until records arrive again (0: merge at every query)")
 	f.Int64Var(&cfg.ViewCacheRows, "view-cache-rows", cfg.ViewCacheRows, "a view version of at most this many rows is copied into the engine when published, and queries read it there instead of its Parquet files (0: always read the files)")
-	f.IntVar(&cfg.Engine.Threads, "threads", 0, "engine threads (default: one per core)")
+	f.IntVar(&cfg.Engine.Threads, "threads", 0, "engine threads (default: one fewer than the cores, at least one; executors: one per core)")
 	f.IntVar(&cfg.Executor.Nice, "executor-nice", cfg.Executor.Nice, "how much lower executors' CPU priority is than the server's (0-19, added to its nice value), so builds and jobs give way to ingest and queries")
 	f.IntVar(&cfg.Executor.Standby, "executor-standby", cfg.Executor.Standby, "executors kept started and warmed up, so a build need not wait for one (0: start each with its task)")
 	f.IntVar(&cfg.Scheduler.Workers, "workers", cfg.Scheduler.Workers, "jobs (view builds, backfills, compactions, sql jobs) run at once on this machine's executors")

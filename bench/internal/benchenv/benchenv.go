@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/duet-analytics/duet/server"
 )
 
 // Machine is where the figures were measured.
@@ -28,6 +30,9 @@ type Machine struct {
 	GOMAXPROCS    int    `json:"gomaxprocs"`
 	DuckDBVersion string `json:"duckdb_version"`
 	DuckDBThreads int    `json:"duckdb_threads"`
+	// ServerEngineThreads is the thread count of the server's engine:
+	// server.DefaultEngineThreads, one fewer than DuckDB's default.
+	ServerEngineThreads int `json:"server_engine_threads"`
 }
 
 // DescribeMachine reads the machine from the Go runtime, /proc and a
@@ -35,7 +40,7 @@ type Machine struct {
 func DescribeMachine(ctx context.Context) (Machine, error) {
 	m := Machine{
 		CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), ServerEngineThreads: server.DefaultEngineThreads(),
 		CPUModel: procField("/proc/cpuinfo", "model name"),
 	}
 	// MemTotal is in kB.
