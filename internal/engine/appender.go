@@ -63,7 +63,8 @@ func (a *ArrowAppender) Close() {
 
 // Append adds recs, in order, to catalog.schema.table, whose columns are
 // the appender's schema's, in its order. The rows join the transaction open
-// on the connection, if any: a rollback discards them.
+// on the connection, if any: a rollback discards them. After an error some
+// of the rows may have been appended, so the caller rolls back.
 func (a *ArrowAppender) Append(catalog, schema, table string, recs []arrow.RecordBatch) error {
 	for _, rec := range recs {
 		if !rec.Schema().Equal(a.schema) {
