@@ -2,11 +2,8 @@ package speedlayer_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"strings"
 	"testing"
 
 	"github.com/duet-analytics/duet/internal/lambdatest"
@@ -39,32 +36,13 @@ func TestManySmallIngestsKeepMemoryBounded(t *testing.T) {
 	}
 	ingest(200) // allocator and engine warm-up
 	const requests = 3000
-	before := residentKB(t)
+	before := lambdatest.ResidentBytes(t)
 	ingest(requests)
 	runtime.GC()
-	grew := residentKB(t) - before
+	grew := (lambdatest.ResidentBytes(t) - before) >> 10
 	if limit := int64(12 << 10); grew > limit {
 		t.Fatalf("%d ingests of one record grew the process by %d KB (%d bytes per request), more than %d KB", requests, grew, grew<<10/requests, limit)
 	}
 	t.Logf("%d ingests of one record grew the process by %d KB", requests, grew)
 	n.Check(accepted, "after the small ingests")
-}
-
-func residentKB(t *testing.T) int64 {
-	t.Helper()
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb int64
-			if _, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb); err != nil {
-				t.Fatal(err)
-			}
-			return kb
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
 }

@@ -77,20 +77,18 @@ func (a *ArrowAppender) Append(catalog, schema, table string, recs []arrow.Recor
 			return err
 		}
 		var app mapping.Appender
+		// Destroyed on every error path, a failed creation's included.
+		defer mapping.AppenderDestroy(&app)
 		if mapping.AppenderCreateExt(raw, catalog, schema, table, &app) == mapping.StateError {
-			err := errors.New(mapping.AppenderError(app))
-			mapping.AppenderDestroy(&app)
-			return err
+			return errors.New(mapping.AppenderError(app))
 		}
 		if err := a.appendChunks(raw, app, recs); err != nil {
-			mapping.AppenderDestroy(&app)
 			return err
 		}
 		if mapping.AppenderFlush(app) == mapping.StateError {
-			err := errors.New(mapping.AppenderError(app))
-			mapping.AppenderDestroy(&app)
-			return err
+			return errors.New(mapping.AppenderError(app))
 		}
+		// The deferred destroy is then a no-op.
 		if mapping.AppenderDestroy(&app) == mapping.StateError {
 			return errors.New("close appender")
 		}

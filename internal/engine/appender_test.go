@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/engine"
+	"github.com/duet-analytics/duet/internal/lambdatest"
 )
 
 // appenderSpec has a column of every dataset type.
@@ -83,24 +83,12 @@ func rowsOf(recs ...arrow.RecordBatch) []string {
 
 func tableRows(t *testing.T, conn *sql.Conn, table string) []string {
 	t.Helper()
-	rows, err := conn.QueryContext(context.Background(), `SELECT concat_ws('|',
+	var out []string
+	for _, row := range lambdatest.QueryAll(context.Background(), t, conn, `SELECT concat_ws('|',
 		coalesce(strftime(ts, '%Y-%m-%d %H:%M:%S.%f'), 'NULL'), coalesce(b::VARCHAR, 'NULL'), coalesce(i::VARCHAR, 'NULL'),
 		coalesce(l::VARCHAR, 'NULL'), coalesce(printf('%.17g', d), 'NULL'), coalesce(s, 'NULL'), coalesce(day::VARCHAR, 'NULL'))
-		FROM `+table+` ORDER BY rowid`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+		FROM `+table+` ORDER BY rowid`) {
+		out = append(out, row[0].(string))
 	}
 	return out
 }
@@ -224,12 +212,12 @@ func TestArrowAppenderKeepsNoMemoryPerAppend(t *testing.T) {
 		appendOnce()
 	}
 	const appends = 2000
-	before := residentBytes(t)
+	before := lambdatest.ResidentBytes(t)
 	for range appends {
 		appendOnce()
 	}
 	runtime.GC()
-	grew := residentBytes(t) - before
+	grew := lambdatest.ResidentBytes(t) - before
 	var rows int64
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&rows); err != nil {
 		t.Fatal(err)
@@ -241,23 +229,4 @@ func TestArrowAppenderKeepsNoMemoryPerAppend(t *testing.T) {
 		t.Fatalf("%d appends of 10 rows grew the resident set by %d KB (%d bytes per append), more than %d KB", appends, grew>>10, grew/appends, limit>>10)
 	}
 	t.Logf("%d appends of 10 rows grew the resident set by %d KB", appends, grew>>10)
-}
-
-func residentBytes(t *testing.T) int64 {
-	t.Helper()
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb int64
-			if _, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb); err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
 }
