@@ -110,8 +110,10 @@ func (l *Layer) archiveSegment(ctx context.Context, ds *datasetState, seg *segme
 
 func (l *Layer) segmentDays(ctx context.Context, ds *datasetState, seg *segment) ([]string, error) {
 	tc := dataset.QuoteIdent(ds.spec.TimeColumn)
+	// Formatted after DISTINCT: strftime on every row cost 0.2 us per
+	// event, seven times the rest of the query.
 	rows, err := l.db.QueryContext(ctx, fmt.Sprintf(
-		"SELECT DISTINCT strftime(CAST(%s AS DATE), '%%Y-%%m-%%d') AS dt FROM %s ORDER BY dt",
+		"SELECT strftime(d, '%%Y-%%m-%%d') AS dt FROM (SELECT DISTINCT CAST(%s AS DATE) AS d FROM %s) ORDER BY d",
 		tc, ds.segTable(seg)))
 	if err != nil {
 		return nil, fmt.Errorf("list days: %w", err)
@@ -147,9 +149,12 @@ func (l *Layer) writeArchiveFile(ctx context.Context, ds *datasetState, seg *seg
 	defer os.Remove(tmp.Name())
 	// The engine writes the file itself: four times cheaper than reading the
 	// rows out as Arrow and encoding them in Go, and the same writer, with
-	// the same types and statistics, as compaction's.
+	// the same types and statistics, as compaction's. ZSTD level 1, not the
+	// default 3: this runs on the server's cores as events arrive, and costs
+	// a third less per event for files about 6% larger; compaction, in
+	// executors, rewrites the small ones at the default level.
 	res, err := l.db.ExecContext(ctx, fmt.Sprintf(
-		"COPY (SELECT %s FROM %s WHERE CAST(%s AS DATE) = DATE '%s') TO %s (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)",
+		"COPY (SELECT %s FROM %s WHERE CAST(%s AS DATE) = DATE '%s') TO %s (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE %d)",
 		ds.columnList(), ds.segTable(seg), dataset.QuoteIdent(ds.spec.TimeColumn), dt,
 		dataset.QuoteString(tmp.Name()), dataset.ArchiveRowGroupRows))
 	if err != nil {
