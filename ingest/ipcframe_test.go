@@ -3,9 +3,13 @@ package ingest
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -195,5 +199,34 @@ func TestCheckedMessageReaderLegacyFraming(t *testing.T) {
 	defer rec.Release()
 	if got := columnValues(rec, 6)[:3]; !reflect.DeepEqual(got, []any{arrow.Timestamp(0), arrow.Timestamp(1), arrow.Timestamp(2)}) {
 		t.Fatalf("ts = %v", got)
+	}
+}
+
+// TestReadExactly: n bytes arrive whole through short reads, a short input
+// is io.ErrUnexpectedEOF, and a length the input does not back costs no
+// allocation of that size.
+func TestReadExactly(t *testing.T) {
+	data := make([]byte, 1<<20+12345)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, n := range []int{0, 1, 64 << 10, 64<<10 + 1, len(data)} {
+		got, err := readExactly(iotest.HalfReader(bytes.NewReader(data)), int64(n))
+		if err != nil || !bytes.Equal(got, data[:n]) {
+			t.Fatalf("n=%d: %d bytes, err %v; want the first %d bytes", n, len(got), err, n)
+		}
+	}
+	if _, err := readExactly(bytes.NewReader(data), int64(len(data)+1)); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("input one byte short: err %v, want io.ErrUnexpectedEOF", err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := readExactly(strings.NewReader("ten bytes!"), 1<<30)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("1 GiB claimed, 10 bytes sent: err %v, want io.ErrUnexpectedEOF", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("1 GiB claimed, 10 bytes sent: allocated %d bytes", grew)
 	}
 }

@@ -213,3 +213,26 @@ func TestDecodeNDJSONCRLFAndNoTrailingNewline(t *testing.T) {
 		t.Fatalf("error %v, want a RowError on physical line 3", err)
 	}
 }
+
+// TestDecodeNDJSONErrorOutlivesItsBody: bodies' buffers are reused, so an
+// error must not share its request's bytes; decoding the next requests,
+// into the same buffer, leaves it intact.
+func TestDecodeNDJSONErrorOutlivesItsBody(t *testing.T) {
+	spec := testSpec(t)
+	_, err := DecodeNDJSON(strings.NewReader(`{"ts": 0, "colour": "red"}`), spec, nil, Limits{})
+	var re *RowError
+	if !errors.As(err, &re) {
+		t.Fatalf("error %v, want a RowError", err)
+	}
+	want := err.Error()
+	for range 10 {
+		rec, err := DecodeNDJSON(strings.NewReader(strings.Repeat(`{"ts": 1, "s": "overwritten"}`+"\n", 100)), spec, nil, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	if re.Column != "colour" || err.Error() != want {
+		t.Fatalf("after more requests the error reads %q, column %q; want %q, column colour", err.Error(), re.Column, want)
+	}
+}
