@@ -152,7 +152,7 @@ func (l *Layer) writeArchiveFile(ctx context.Context, ds *datasetState, seg *seg
 	// the same types and statistics, as compaction's. ZSTD level 1, not the
 	// default 3: this runs on the server's cores as events arrive, and costs
 	// a third less per event for files about 6% larger; compaction, in
-	// executors, rewrites the small ones at the default level.
+	// executors, merges a day's small files at the default level.
 	res, err := l.db.ExecContext(ctx, fmt.Sprintf(
 		"COPY (SELECT %s FROM %s WHERE CAST(%s AS DATE) = DATE '%s') TO %s (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE %d)",
 		ds.columnList(), ds.segTable(seg), dataset.QuoteIdent(ds.spec.TimeColumn), dt,
