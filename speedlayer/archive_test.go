@@ -3,10 +3,12 @@ package speedlayer_test
 import (
 	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/duet-analytics/duet/dataset"
 	"github.com/duet-analytics/duet/internal/lambdatest"
+	"github.com/duet-analytics/duet/speedlayer"
 )
 
 // TestArchiveWritesOneZSTDFilePerDay: a sealed segment is archived as one
@@ -38,6 +40,9 @@ func TestArchiveWritesOneZSTDFilePerDay(t *testing.T) {
 	}
 	tc := dataset.QuoteIdent(lambdatest.Spec.TimeColumn)
 	for _, f := range files {
+		if name := speedlayer.ArchiveName(lambdatest.Spec.Name, strings.TrimPrefix(f.Partition, "dt="), f.First, f.End); f.Path != name {
+			t.Errorf("archive file %s, want %s", f.Path, name)
+		}
 		if f.Rows != want[f.Partition] {
 			t.Errorf("%s: catalog says %d rows, want %d", f.Path, f.Rows, want[f.Partition])
 		}
