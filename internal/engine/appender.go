@@ -107,11 +107,12 @@ const vectorSize = 2048
 func (a *ArrowAppender) appendChunks(raw mapping.Connection, app mapping.Appender, recs []arrow.RecordBatch) error {
 	for _, rec := range recs {
 		for off := int64(0); off < rec.NumRows(); off += vectorSize {
-			part := rec.NewSlice(off, min(off+vectorSize, rec.NumRows()))
+			end := min(off+vectorSize, rec.NumRows())
+			part := rec.NewSlice(off, end)
 			chunk, ed := arrowmapping.DataChunkFromArrow(raw, part, a.converted)
 			part.Release()
 			if err := errorData(ed); err != nil {
-				return fmt.Errorf("convert Arrow rows %d-%d: %w", off, off+vectorSize, err)
+				return fmt.Errorf("convert Arrow rows %d-%d: %w", off, end, err)
 			}
 			state := mapping.AppendDataChunk(app, chunk)
 			mapping.DestroyDataChunk(&chunk)
